@@ -1,0 +1,12 @@
+/* admin.h — the virtual database `pgsluice` (alias `pgbouncer`).
+ * Exports: admin_welcome() after login, admin_input() for each request.
+ * Never: holds a server connection. */
+#ifndef PGS_ADMIN_H
+#define PGS_ADMIN_H
+
+struct client;
+
+void admin_welcome(struct client *cl);
+void admin_input(struct client *cl);
+
+#endif

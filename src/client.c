@@ -1,0 +1,858 @@
+/* client.c — application connections: startup, authentication, login
+ * (with a server when its parameters must be learnt), waiting for a
+ * server, errors, timeouts, cancel routing and close. */
+#include "client.h"
+
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "auth/md5.h"
+#include "auth/scram.h"
+#include "auth/userlist.h"
+#include "pool.h"
+#include "proto/frame.h"
+#include "proto/startup.h"
+#include "relay.h"
+#include "runtime.h"
+#include "server.h"
+#include "util/clock.h"
+#include "worker.h"
+
+static atomic_ullong next_client_id = 1;
+
+void client_set_state(struct client *cl, enum client_state to)
+{
+	cl->state = to;
+	cl->state_since = clock_now_usec();
+}
+
+static void client_read_cb(evutil_socket_t fd, short what, void *arg);
+static void client_write_cb(evutil_socket_t fd, short what, void *arg);
+
+static const struct config *ccfg(const struct client *cl)
+{
+	return cl->worker->gen->cfg;
+}
+
+void client_accept(struct worker *w, int fd, const char *addr, bool unix_socket)
+{
+	struct client *cl = calloc(1, sizeof(*cl));
+	if (cl == NULL) {
+		close(fd);
+		return;
+	}
+	cl->id = atomic_fetch_add(&next_client_id, 1);
+	cl->worker = w;
+	conn_init(&cl->conn, fd);
+	list_init(&cl->wait_node);
+	snprintf(cl->addr, sizeof(cl->addr), "%s", addr);
+	cl->connected_at = cl->last_activity = clock_now_usec();
+	list_add_tail(&w->clients, &cl->worker_node);
+	atomic_fetch_add(&rt.n_clients, 1);
+	client_set_state(cl, CL_STARTUP);
+	const struct config *cfg = ccfg(cl);
+	if (!unix_socket)
+		sock_tune_tcp(fd, cfg->tcp_keepalive, cfg->tcp_keepidle, cfg->tcp_keepintvl, cfg->tcp_keepcnt,
+		              (long)(cfg->tcp_user_timeout / 1000));
+	if (!conn_attach(&cl->conn, w->base, client_read_cb, client_write_cb, cl)) {
+		client_close(cl, "cannot create events");
+		return;
+	}
+	conn_want_read(&cl->conn, true);
+}
+
+bool client_flush(struct client *cl)
+{
+	if (cl->closing && cl->state == CL_CLOSED)
+		return false;
+	enum io_result r = conn_write(&cl->conn, NULL);
+	if (r == IO_CLOSED || r == IO_ERROR) {
+		client_close(cl, "write to client failed");
+		return false;
+	}
+	conn_want_write(&cl->conn, r == IO_AGAIN);
+	return true;
+}
+
+void client_error(struct client *cl, const char *severity, const char *sqlstate, const char *message,
+                  const char *detail, const char *hint, char ready)
+{
+	msg_error(&cl->conn.out, false, severity, sqlstate, message, detail, hint);
+	if (ready)
+		msg_ready(&cl->conn.out, ready);
+	client_flush(cl);
+}
+
+void client_fatal(struct client *cl, const char *sqlstate, const char *message, const char *detail)
+{
+	if (cl->closing)
+		return;
+	log_client(cl, LOG_INFO, "fatal %s: %s", sqlstate, message);
+	msg_error(&cl->conn.out, false, "FATAL", sqlstate, message, detail, NULL);
+	cl->fatal_sent = true;
+	/* The error goes out before the close; a full socket loses it, which is
+	 * the peer's own doing. */
+	if (cl->server == NULL || cl->server->client != cl) {
+		enum io_result r = conn_write(&cl->conn, NULL);
+		(void)r;
+	} else {
+		if (conn_take_span(&cl->conn, cl->server->conn.in)) {
+			enum io_result r = conn_write(&cl->conn, NULL);
+			(void)r;
+		}
+	}
+	client_close(cl, message);
+}
+
+void client_close(struct client *cl, const char *reason)
+{
+	if (cl->closing)
+		return;
+	cl->closing = true;
+	const struct config *cfg = ccfg(cl);
+	if (cfg->log_disconnections && cl->state != CL_STARTUP)
+		log_client(cl, LOG_INFO, "closing: %s", reason);
+	else
+		log_client(cl, LOG_DEBUG, "closing: %s", reason);
+	conn_detach(&cl->conn);
+	bool pending = false;
+	if (cl->pool != NULL && cl->state == CL_WAITING && !pool_leave_queue(cl->pool, cl))
+		pending = true;
+	if (cl->pool != NULL && cl->state == CL_LOGIN_WAIT && cl->server == NULL && !pool_leave_queue(cl->pool, cl))
+		pending = true;
+	if (cl->server != NULL && cl->server->client == cl)
+		server_release(cl->server, reason);
+	if (cl->pool != NULL && pool_handoffs_pending(cl->pool, cl, 0) > 0)
+		pending = true;
+	client_set_state(cl, CL_CLOSED);
+	if (!pending)
+		worker_reap_client(cl->worker, cl);
+}
+
+void client_free(struct client *cl)
+{
+	if (list_linked(&cl->worker_node)) {
+		list_del(&cl->worker_node);
+		atomic_fetch_sub(&rt.n_clients, 1);
+	}
+	conn_close(&cl->conn, &cl->worker->bufs);
+	free(cl->user);
+	free(cl->database);
+	free(cl->application_name);
+	free(cl->secret);
+	params_clear(&cl->tracked);
+	params_clear(&cl->guc);
+	scram_server_free(cl->scram);
+	free(cl);
+}
+
+/* --- login --- */
+
+static void send_params_and_ready(struct client *cl, const struct params *server_params, uint32_t pid)
+{
+	/* Tracked values the client did not ask for start at the server's. */
+	for (int i = 0; i < server_params->n; i++) {
+		const struct param *p = &server_params->items[i];
+		if (relay_is_tracked(p->name) && params_get(&cl->tracked, p->name) == NULL)
+			params_set(&cl->tracked, p->name, p->value);
+	}
+	for (int i = 0; i < server_params->n; i++) {
+		const struct param *p = &server_params->items[i];
+		const char *v = relay_is_tracked(p->name) ? params_get(&cl->tracked, p->name) : p->value;
+		msg_param_status(&cl->conn.out, p->name, v != NULL ? v : p->value);
+	}
+	cl->cancel_pid = pid;
+	msg_backend_key(&cl->conn.out, cl->cancel_pid, cl->cancel_key);
+	msg_ready(&cl->conn.out, 'I');
+	cl->login_done = true;
+	if (ccfg(cl)->log_connections)
+		log_client(cl, LOG_INFO, "login ok (%s)", cl->pool ? config_pool_mode_name(cl->pool->set->mode) : "admin");
+}
+
+/* Every tracked value the client asked for is one the pool's servers
+ * already reported in the same spelling: answer without a server. */
+static bool can_login_without_server(struct client *cl, struct params *pool_params)
+{
+	if (!pool_copy_params(cl->pool, pool_params))
+		return false;
+	for (int i = 0; i < cl->tracked.n; i++) {
+		const struct param *p = &cl->tracked.items[i];
+		if (strcasecmp(p->name, "application_name") == 0)
+			continue;
+		const char *have = params_get(pool_params, p->name);
+		if (have == NULL || strcmp(have, p->value) != 0)
+			return false;
+	}
+	return true;
+}
+
+static void request_server(struct client *cl);
+
+static void authenticated(struct client *cl)
+{
+	msg_auth(&cl->conn.out, 0, NULL, 0);
+	if (cl->is_admin) {
+		admin_welcome(cl);
+		return;
+	}
+	const struct config *cfg = ccfg(cl);
+	cl->pool = pool_get(cfg, cl->database, cl->user, &cl->guc);
+	if (cl->pool == NULL) {
+		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
+		return;
+	}
+	struct params pp = PARAMS_INIT;
+	if (cl->pool->set->mode == POOL_MODE_TRANSACTION && can_login_without_server(cl, &pp)) {
+		send_params_and_ready(cl, &pp, cl->cancel_pid);
+		params_clear(&pp);
+		client_set_state(cl, CL_IDLE);
+		client_flush(cl);
+		return;
+	}
+	params_clear(&pp);
+	client_flush(cl);
+	client_set_state(cl, CL_LOGIN_WAIT);
+	request_server(cl);
+}
+
+void client_login_server_ready(struct client *cl)
+{
+	struct server *s = cl->server;
+	if (s->failed_internal) {
+		client_fatal(cl, s->last_sqlstate ? s->last_sqlstate : "22023",
+		             s->last_error ? s->last_error : "invalid startup parameter", NULL);
+		return;
+	}
+	bool session = cl->pool->set->mode == POOL_MODE_SESSION;
+	/* In session mode the client sees its backend's real pid, so
+	 * pg_backend_pid() and NOTIFY agree; the secret stays ours. */
+	send_params_and_ready(cl, &s->params, session ? s->backend_pid : cl->cancel_pid);
+	client_set_state(cl, CL_ACTIVE);
+	client_flush(cl);
+	relay_check_release(s);
+}
+
+/* Bring the linked server's tracked parameters to the client's values. */
+static void apply_tracked(struct client *cl, struct server *s)
+{
+	char sql[2048];
+	size_t n = 0;
+	sql[0] = '\0';
+	for (int i = 0; i < cl->tracked.n; i++) {
+		const struct param *p = &cl->tracked.items[i];
+		const char *have = params_get(&s->params, p->name);
+		if (have != NULL && strcmp(have, p->value) == 0)
+			continue;
+		char quoted[600];
+		size_t q = 0;
+		for (const char *c = p->value; *c && q < sizeof(quoted) - 3; c++) {
+			if (*c == '\'')
+				quoted[q++] = '\'';
+			quoted[q++] = *c;
+		}
+		quoted[q] = '\0';
+		int m = snprintf(sql + n, sizeof(sql) - n, "SET %s = '%s';", p->name, quoted);
+		if (m < 0 || (size_t)m >= sizeof(sql) - n)
+			break;
+		n += (size_t)m;
+	}
+	if (n > 0)
+		server_send_internal(s, sql);
+}
+
+void client_got_server(struct client *cl, struct server *s)
+{
+	s->client = cl;
+	cl->server = s;
+	s->saw_fatal = false;
+	apply_tracked(cl, s);
+	if (!cl->login_done) {
+		if (s->internal_rfq == 0) {
+			client_login_server_ready(cl);
+			if (cl->closing)
+				return;
+		}
+		relay_flush_server(s);
+		return;
+	}
+	client_set_state(cl, CL_ACTIVE);
+	relay_pump_client(cl);
+}
+
+static void request_server(struct client *cl)
+{
+	struct server *s = NULL;
+	cl->wait_deadline = ccfg(cl)->query_wait_timeout > 0 ? clock_now_usec() + ccfg(cl)->query_wait_timeout : 0;
+	if (cl->state != CL_LOGIN_WAIT)
+		client_set_state(cl, CL_WAITING);
+	enum pool_checkout_result r = pool_checkout(cl->pool, cl, cl->worker, &s);
+	if (r == POOL_GOT_SERVER) {
+		server_attach(s, cl->worker);
+		client_got_server(cl, s);
+		return;
+	}
+	if (r == POOL_WAIT_LAUNCH)
+		server_launch(cl->pool, cl->worker);
+}
+
+void client_fail_wait(struct client *cl, const char *severity, const char *sqlstate, const char *message,
+                      const char *detail)
+{
+	if (cl->closing)
+		return;
+	if (!cl->login_done) {
+		client_fatal(cl, sqlstate, message, detail);
+		return;
+	}
+	/* Logged in already: the client stays and can retry. */
+	struct buf *b = cl->conn.in;
+	if (b != NULL)
+		b->start = b->scan = b->end = 0;
+	cl->conn.body_left = 0;
+	client_set_state(cl, CL_IDLE);
+	client_error(cl, "ERROR", sqlstate, message, detail, NULL, 'I');
+	(void)severity;
+}
+
+void client_server_gone(struct client *cl, bool server_died, bool fatal_relayed)
+{
+	cl->server = NULL;
+	if (cl->closing)
+		return;
+	if (!server_died) {
+		client_set_state(cl, CL_IDLE);
+		client_flush(cl);
+		/* More input may already be here (pipelined after the last Sync). */
+		if (cl->conn.in != NULL && !buf_is_empty(cl->conn.in))
+			event_active(cl->conn.ev_read, EV_READ, 0);
+		return;
+	}
+	if (fatal_relayed) {
+		cl->fatal_sent = true;
+		client_flush(cl);
+		client_close(cl, "server sent FATAL");
+		return;
+	}
+	client_fatal(cl, "08006", "pgsluice: server connection closed unexpectedly", NULL);
+}
+
+/* --- startup and authentication --- */
+
+static bool user_may_admin(const struct config *cfg, const char *user)
+{
+	return config_list_contains(cfg->admin_users, user) || config_list_contains(cfg->stats_users, user);
+}
+
+static void make_cancel_key(struct client *cl)
+{
+	uint32_t r[2];
+	if (RAND_bytes((unsigned char *)r, sizeof(r)) != 1) {
+		r[0] = (uint32_t)random();
+		r[1] = (uint32_t)random();
+	}
+	/* The key says which worker owns the client, so a CancelRequest
+	 * arriving on any worker goes straight to the right one. */
+	uint32_t nw = (uint32_t)rt.n_workers;
+	cl->cancel_key = r[1] - (r[1] % nw) + (uint32_t)cl->worker->id;
+	if (cl->cancel_key % nw != (uint32_t)cl->worker->id)
+		cl->cancel_key = (uint32_t)cl->worker->id;
+	cl->cancel_pid = 0x40000000u | (atomic_fetch_add(&rt.next_fake_pid, 1) & 0x3fffffffu);
+}
+
+static void start_auth(struct client *cl)
+{
+	const struct config *cfg = ccfg(cl);
+	struct cfg_gen *g = cl->worker->gen;
+	const char *secret = g->users != NULL ? userlist_find(g->users, cl->user) : NULL;
+	if (cfg->auth_type == AUTH_TRUST) {
+		authenticated(cl);
+		return;
+	}
+	if (secret == NULL) {
+		log_client(cl, LOG_WARNING, "login failed: no such user in auth_file");
+		client_fatal(cl, "28000", "pgsluice: no such user", NULL);
+		return;
+	}
+	cl->secret = strdup(secret);
+	bool is_scram = strncmp(secret, "SCRAM-SHA-256$", 14) == 0;
+	client_set_state(cl, CL_AUTH);
+	if (cfg->auth_type == AUTH_PLAIN) {
+		cl->auth_step = 3;
+		msg_auth(&cl->conn.out, 3, NULL, 0);
+	} else if (cfg->auth_type == AUTH_MD5 && !is_scram) {
+		cl->auth_step = 5;
+		RAND_bytes(cl->md5_salt, 4);
+		msg_auth(&cl->conn.out, 5, cl->md5_salt, 4);
+	} else {
+		struct scram_secret sec;
+		bool ok = is_scram ? scram_parse_secret(secret, &sec)
+		                   : (!md5_is_secret(secret) && scram_secret_from_password(secret, &sec));
+		if (!ok) {
+			log_client(cl, LOG_WARNING, "login failed: auth_file secret cannot be used for SCRAM");
+			client_fatal(cl, "28P01", "password authentication failed", NULL);
+			return;
+		}
+		cl->scram = scram_server_new(&sec);
+		cl->auth_step = 10;
+		static const char mech[] = "SCRAM-SHA-256\0";
+		msg_auth(&cl->conn.out, 10, mech, sizeof(mech));
+	}
+	client_flush(cl);
+}
+
+static void auth_failed(struct client *cl, const char *why)
+{
+	log_client(cl, LOG_WARNING, "login failed: %s", why);
+	char msg[200];
+	snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", cl->user);
+	client_fatal(cl, "28P01", msg, NULL);
+}
+
+static void auth_message(struct client *cl, const uint8_t *body, size_t n)
+{
+	char err[200];
+	if (cl->auth_step == 3 || cl->auth_step == 5) {
+		if (n == 0 || body[n - 1] != '\0') {
+			client_fatal(cl, "08P01", "pgsluice: malformed password message", NULL);
+			return;
+		}
+		const char *given = (const char *)body;
+		bool ok;
+		if (cl->auth_step == 3) {
+			if (md5_is_secret(cl->secret)) {
+				char m[MD5_SECRET_LEN + 1];
+				ok = md5_secret(given, cl->user, m) && strcmp(m, cl->secret) == 0;
+			} else {
+				ok = strcmp(given, cl->secret) == 0;
+			}
+		} else {
+			char expect[MD5_SECRET_LEN + 1];
+			ok = md5_response(cl->secret, cl->user, cl->md5_salt, expect) && strcmp(expect, given) == 0;
+		}
+		if (!ok) {
+			auth_failed(cl, "wrong password");
+			return;
+		}
+		authenticated(cl);
+		return;
+	}
+	if (cl->auth_step == 10) {
+		/* SASLInitialResponse: mechanism, int32 length, data. */
+		const char *mech = (const char *)body;
+		size_t ml = strnlen(mech, n);
+		if (ml == n || n < ml + 5 || strcmp(mech, "SCRAM-SHA-256") != 0) {
+			client_fatal(cl, "08P01", "pgsluice: unsupported or malformed SASL mechanism", NULL);
+			return;
+		}
+		uint32_t dl = frame_be32(body + ml + 1);
+		if (dl != n - ml - 5) {
+			client_fatal(cl, "08P01", "pgsluice: malformed SASLInitialResponse", NULL);
+			return;
+		}
+		char *first = NULL;
+		if (!scram_server_first(cl->scram, (const char *)body + ml + 5, dl, &first, err, sizeof(err))) {
+			client_fatal(cl, "08P01", err, NULL);
+			return;
+		}
+		msg_auth(&cl->conn.out, 11, first, strlen(first));
+		free(first);
+		cl->auth_step = 11;
+		client_flush(cl);
+		return;
+	}
+	if (cl->auth_step == 11) {
+		bool proof_ok = false;
+		char *fin = NULL;
+		if (!scram_server_final(cl->scram, (const char *)body, n, &proof_ok, &fin, err, sizeof(err))) {
+			client_fatal(cl, "08P01", err, NULL);
+			return;
+		}
+		if (!proof_ok) {
+			free(fin);
+			auth_failed(cl, "wrong SCRAM proof");
+			return;
+		}
+		msg_auth(&cl->conn.out, 12, fin, strlen(fin));
+		free(fin);
+		uint8_t ck[SCRAM_KEY_LEN];
+		struct scram_secret sec;
+		bool have_keys = scram_server_client_key(cl->scram, ck) && scram_parse_secret(cl->secret, &sec);
+		authenticated(cl);
+		/* With the client's key, pgsluice can log in to a server holding the
+		 * same secret without knowing the password. */
+		if (have_keys && cl->pool != NULL)
+			pool_learn_scram_keys(cl->pool, ck, sec.server_key);
+		return;
+	}
+	client_fatal(cl, "08P01", "pgsluice: unexpected message during authentication", NULL);
+}
+
+static bool split_params(struct client *cl, struct startup *st, char *err, size_t errlen)
+{
+	const struct config *cfg = ccfg(cl);
+	struct params all = PARAMS_INIT;
+	bool ok = true;
+	for (int i = 0; i < st->params.n && ok; i++)
+		ok = params_set(&all, st->params.items[i].name, st->params.items[i].value);
+	if (ok && st->options != NULL && !startup_split_options(st->options, &all, err, errlen)) {
+		params_clear(&all);
+		return false;
+	}
+	for (int i = 0; i < all.n && ok; i++) {
+		const struct param *p = &all.items[i];
+		if (strncmp(p->name, "_pq_.", 5) == 0 || config_list_contains(cfg->ignore_startup_parameters, p->name))
+			continue;
+		if (relay_is_tracked(p->name))
+			ok = params_set(&cl->tracked, p->name, p->value);
+		else
+			ok = params_set(&cl->guc, p->name, p->value);
+	}
+	params_clear(&all);
+	if (!ok)
+		snprintf(err, errlen, "out of memory");
+	return ok;
+}
+
+static void handle_startup(struct client *cl, struct startup *st)
+{
+	const struct config *cfg = ccfg(cl);
+	char err[256];
+	if (st->user == NULL || st->user[0] == '\0') {
+		client_fatal(cl, "28000", "no PostgreSQL user name specified in startup packet", NULL);
+		return;
+	}
+	cl->user = strdup(st->user);
+	cl->database = strdup(st->database != NULL && st->database[0] ? st->database : st->user);
+	if (cl->user == NULL || cl->database == NULL) {
+		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
+		return;
+	}
+	if (atomic_load(&rt.n_clients) > cfg->max_client_conn) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "pgsluice: no more connections allowed (max_client_conn=%d)",
+		         cfg->max_client_conn);
+		client_fatal(cl, "53300", msg, NULL);
+		return;
+	}
+	if (atomic_load(&rt.shutting_down)) {
+		client_fatal(cl, "57P01", "pgsluice: the pooler is shutting down", NULL);
+		return;
+	}
+	if (st->replication != NULL && strcmp(st->replication, "false") != 0 && strcmp(st->replication, "0") != 0) {
+		client_fatal(cl, "0A000", "pgsluice: replication connections are not supported", NULL);
+		return;
+	}
+	if (!split_params(cl, st, err, sizeof(err))) {
+		client_fatal(cl, "22023", err, NULL);
+		return;
+	}
+	/* 3.x with x > 0: offer 3.0 and name the options we do not know, as
+	 * PostgreSQL does. */
+	if ((st->version & 0xffff) != 0 || st->params.n > 0) {
+		const char *opts[32];
+		int n_opts = 0;
+		for (int i = 0; i < st->params.n && n_opts < 32; i++)
+			if (strncmp(st->params.items[i].name, "_pq_.", 5) == 0)
+				opts[n_opts++] = st->params.items[i].name;
+		if ((st->version & 0xffff) != 0 || n_opts > 0)
+			msg_negotiate_version(&cl->conn.out, 0, n_opts, opts);
+	}
+	make_cancel_key(cl);
+	if (strcmp(cl->database, "pgsluice") == 0 || strcmp(cl->database, "pgbouncer") == 0) {
+		if (!user_may_admin(cfg, cl->user)) {
+			log_client(cl, LOG_WARNING, "admin console refused: not in admin_users or stats_users");
+			client_fatal(cl, "28000", "pgsluice: not allowed to use the admin console", NULL);
+			return;
+		}
+		cl->is_admin = true;
+	} else if (config_find_db(cfg, cl->database) == NULL) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "pgsluice: no such database: %s", cl->database);
+		log_client(cl, LOG_WARNING, "login refused: no such database");
+		client_fatal(cl, "3D000", msg, NULL);
+		return;
+	}
+	const char *app = params_get(&cl->tracked, "application_name");
+	cl->application_name = str_dup(app);
+	start_auth(cl);
+}
+
+static void read_startup(struct client *cl)
+{
+	for (;;) {
+		struct buf *b = cl->conn.in;
+		if (b == NULL || b->start == b->end || cl->closing)
+			return;
+		struct startup st;
+		size_t used = 0;
+		char err[200];
+		memset(&st, 0, sizeof(st));
+		enum startup_result r =
+		    startup_parse(b->data + b->start, b->end - b->start, &st, &used, err, sizeof(err));
+		if (r == STARTUP_NEED_MORE) {
+			buf_compact(b);
+			return;
+		}
+		if (r == STARTUP_BAD) {
+			log_client(cl, LOG_WARNING, "bad startup packet: %s", err);
+			bool version = strstr(err, "protocol") != NULL;
+			client_fatal(cl, version ? "0A000" : "08P01", err, NULL);
+			startup_free(&st);
+			return;
+		}
+		b->start += (uint32_t)used;
+		b->scan = b->start;
+		switch (st.kind) {
+		case STARTUP_SSL_REQUEST:
+		case STARTUP_GSSENC_REQUEST:
+			/* Neither is offered yet: 'N' and the client goes on in the clear. */
+			msg_byte(&cl->conn.out, 'N');
+			client_flush(cl);
+			break;
+		case STARTUP_CANCEL_REQUEST: {
+			uint32_t target = st.cancel_key % (uint32_t)rt.n_workers;
+			struct worker_msg *m = worker_msg_new(WMSG_CANCEL);
+			if (m != NULL) {
+				m->pid = st.cancel_pid;
+				m->key = st.cancel_key;
+				worker_post(&rt.workers[target], m);
+			}
+			startup_free(&st);
+			client_close(cl, "cancel request handled");
+			return;
+		}
+		case STARTUP_MESSAGE:
+			if (b->start != b->end) {
+				startup_free(&st);
+				client_fatal(cl, "08P01", "pgsluice: data after the startup packet before authentication", NULL);
+				return;
+			}
+			handle_startup(cl, &st);
+			startup_free(&st);
+			return;
+		}
+		startup_free(&st);
+	}
+}
+
+static void read_auth(struct client *cl)
+{
+	struct buf *b = cl->conn.in;
+	while (b != NULL && b->start < b->end && cl->state == CL_AUTH && !cl->closing) {
+		struct frame f;
+		enum frame_result r = frame_header(FRAME_FROM_CLIENT, b->data + b->start, b->end - b->start, &f);
+		if (r == FRAME_NEED_MORE)
+			return;
+		if (r != FRAME_OK || f.type != 'p' || frame_total(&f) > b->cap) {
+			if (r == FRAME_OK && f.type == 'X') {
+				client_close(cl, "client left during authentication");
+				return;
+			}
+			client_fatal(cl, "08P01", "pgsluice: expected a password message", NULL);
+			return;
+		}
+		if (b->end - b->start < frame_total(&f)) {
+			buf_compact(b);
+			return;
+		}
+		const uint8_t *body = b->data + b->start + 5;
+		b->start += (uint32_t)frame_total(&f);
+		b->scan = b->start;
+		auth_message(cl, body, f.len - 4);
+	}
+}
+
+/* Input while the client has no server: a Terminate, or the start of a
+ * request that needs one. */
+static void idle_input(struct client *cl)
+{
+	struct buf *b = cl->conn.in;
+	if (b == NULL || b->start == b->end)
+		return;
+	struct frame f;
+	enum frame_result r = frame_header(FRAME_FROM_CLIENT, b->data + b->start, b->end - b->start, &f);
+	if (r == FRAME_NEED_MORE)
+		return;
+	if (r != FRAME_OK) {
+		log_client(cl, LOG_WARNING, "protocol violation: bad message header (type 0x%02x)", b->data[b->start]);
+		client_fatal(cl, "08P01", "pgsluice: invalid message from client", NULL);
+		return;
+	}
+	if (f.type == 'X') {
+		client_close(cl, "client sent Terminate");
+		return;
+	}
+	if (cl->is_admin) {
+		admin_input(cl);
+		return;
+	}
+	request_server(cl);
+}
+
+static void client_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *cl = arg;
+	(void)fd;
+	(void)what;
+	if (cl->closing)
+		return;
+	if (cl->state == CL_ACTIVE && cl->server != NULL) {
+		cl->last_activity = clock_now_usec();
+		relay_client_readable(cl);
+		return;
+	}
+	if (conn_in_full(&cl->conn)) {
+		/* Waiting with a full buffer: stop reading until a server takes it. */
+		conn_want_read(&cl->conn, false);
+		if (cl->state == CL_IDLE)
+			idle_input(cl);
+		return;
+	}
+	enum io_result r = conn_read(&cl->conn, &cl->worker->bufs);
+	if (r == IO_CLOSED || r == IO_ERROR) {
+		client_close(cl, r == IO_CLOSED ? "client closed the connection" : "client read error");
+		return;
+	}
+	cl->last_activity = clock_now_usec();
+	switch (cl->state) {
+	case CL_STARTUP:
+		read_startup(cl);
+		break;
+	case CL_AUTH:
+		read_auth(cl);
+		break;
+	case CL_IDLE:
+		idle_input(cl);
+		break;
+	default:
+		break; /* waiting: keep the bytes for the server */
+	}
+}
+
+static void client_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *cl = arg;
+	(void)fd;
+	(void)what;
+	if (cl->closing)
+		return;
+	if (cl->state == CL_ACTIVE && cl->server != NULL)
+		relay_client_writable(cl);
+	else
+		client_flush(cl);
+}
+
+/* --- timeouts --- */
+
+static void wait_timed_out(struct client *cl, int64_t now)
+{
+	struct pool *p = cl->pool;
+	if (!pool_leave_queue(p, cl))
+		return; /* a server is on its way */
+	int size, active, waiting;
+	pthread_mutex_lock(&p->lock);
+	size = p->set->pool_size;
+	active = p->n_servers - p->n_idle;
+	waiting = p->n_waiting;
+	p->n_wait_timeouts++;
+	pthread_mutex_unlock(&p->lock);
+	char msg[300];
+	double waited = (double)(now - cl->state_since) / 1e6;
+	snprintf(msg, sizeof(msg),
+	         "pgsluice: pool %s saturated: waited %.1fs for a server connection (pool_size=%d active=%d "
+	         "waiting=%d); see SHOW POOLS",
+	         p->name, waited, size, active, waiting);
+	log_client(cl, LOG_WARNING, "query_wait_timeout: waited %.1fs (pool_size=%d active=%d waiting=%d)", waited, size,
+	           active, waiting);
+	if (!cl->login_done) {
+		client_fatal(cl, "53300", msg, NULL);
+		return;
+	}
+	/* Drop the request it was waiting with; answer every Query/Sync in it. */
+	struct buf *b = cl->conn.in;
+	int units = 0;
+	uint32_t pos = b != NULL ? b->start : 0;
+	while (b != NULL && pos < b->end) {
+		struct frame f;
+		if (frame_header(FRAME_FROM_CLIENT, b->data + pos, b->end - pos, &f) != FRAME_OK ||
+		    pos + frame_total(&f) > b->end) {
+			client_fatal(cl, "53300", msg, NULL);
+			return;
+		}
+		if (f.type == 'Q' || f.type == 'S' || f.type == 'F')
+			units++;
+		pos += (uint32_t)frame_total(&f);
+	}
+	if (b != NULL)
+		b->start = b->scan = b->end = 0;
+	client_set_state(cl, CL_IDLE);
+	conn_want_read(&cl->conn, true);
+	if (units == 0)
+		units = 1;
+	for (int i = 0; i < units; i++)
+		msg_error(&cl->conn.out, false, "ERROR", "53300", msg, NULL, NULL);
+	for (int i = 0; i < units; i++)
+		msg_ready(&cl->conn.out, 'I');
+	client_flush(cl);
+}
+
+void client_tick(struct worker *w, int64_t now)
+{
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &w->clients) {
+		struct client *cl = container_of(it, struct client, worker_node);
+		if (cl->closing)
+			continue;
+		const struct config *cfg = w->gen->cfg;
+		switch (cl->state) {
+		case CL_STARTUP:
+		case CL_AUTH:
+			if (cfg->client_login_timeout > 0 && now - cl->connected_at > cfg->client_login_timeout) {
+				if (cl->state == CL_AUTH)
+					client_fatal(cl, "08006", "pgsluice: client_login_timeout reached", NULL);
+				else
+					client_close(cl, "client_login_timeout reached");
+			}
+			break;
+		case CL_WAITING:
+		case CL_LOGIN_WAIT:
+			if (cl->wait_deadline > 0 && now >= cl->wait_deadline && cl->server == NULL)
+				wait_timed_out(cl, now);
+			break;
+		case CL_IDLE:
+			if (cfg->client_idle_timeout > 0 && now - cl->last_activity > cfg->client_idle_timeout)
+				client_fatal(cl, "57P05", "pgsluice: terminating connection due to client_idle_timeout",
+				             NULL);
+			break;
+		case CL_ACTIVE:
+			if (cfg->client_idle_timeout > 0 && cl->server != NULL && cl->server->pending_rfq == 0 &&
+			    cl->server->txn_status == 'I' && now - cl->last_activity > cfg->client_idle_timeout)
+				client_fatal(cl, "57P05", "pgsluice: terminating connection due to client_idle_timeout",
+				             NULL);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+void client_handle_cancel(struct worker *w, uint32_t pid, uint32_t key)
+{
+	struct list *it;
+	list_for_each(it, &w->clients) {
+		struct client *cl = container_of(it, struct client, worker_node);
+		if (cl->cancel_key != key || cl->cancel_pid != pid || !cl->login_done)
+			continue;
+		/* Only the server linked to this client right now: a server that
+		 * has moved on is never hit. */
+		if (cl->server != NULL && cl->server->client == cl && cl->state == CL_ACTIVE) {
+			log_client(cl, LOG_INFO, "cancel request forwarded to backend %u", cl->server->backend_pid);
+			server_send_cancel(cl->server);
+		}
+		return;
+	}
+	log_msg(LOG_INFO, "cancel request for an unknown key ignored");
+}

@@ -1,0 +1,107 @@
+/* client.h — one application connection and its state machine:
+ * startup → auth → (login wait) → idle ⇄ waiting → active → closed.
+ * Owns: its socket, its startup parameters, its auth exchange, the
+ *       parameter values it has been told.
+ * Exports: client_accept(), client_got_server(), client_fail_wait(),
+ *          client_close(), client_error().
+ * Never: frees itself on the call stack (client_close queues it), or
+ *        touches a server that is not linked to it. */
+#ifndef PGS_CLIENT_H
+#define PGS_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "log.h"
+#include "util/list.h"
+#include "util/params.h"
+#include "util/str.h"
+
+struct pool;
+struct server;
+struct worker;
+struct scram_server;
+
+enum client_state {
+	CL_STARTUP,    /* waiting for the startup packet */
+	CL_AUTH,       /* password / SASL exchange */
+	CL_LOGIN_WAIT, /* authenticated; waiting for a server to finish login */
+	CL_IDLE,       /* logged in, no server */
+	CL_WAITING,    /* in its pool's wait queue */
+	CL_ACTIVE,     /* linked to a server */
+	CL_CLOSED,
+};
+
+struct client {
+	uint64_t id;
+	enum client_state state; /* changed only by client_set_state() */
+	struct conn conn;
+	struct worker *worker;
+	struct list worker_node;   /* worker->clients */
+	struct list wait_node;     /* pool->waiters while queued; guarded by pool.lock */
+	bool queued;               /* on pool->waiters; guarded by pool.lock */
+	int handoffs_pending;      /* messages on their way to our worker about us; guarded by pool.lock */
+	struct server *server;     /* linked server (borrowed); set under pool.lock when linked by another thread */
+	struct pool *pool;
+	bool is_admin;
+	bool closing;
+	bool login_done;
+
+	char addr[64];             /* peer address for logs */
+	char *user, *database;
+	char *application_name;
+	struct params tracked;     /* client_encoding, DateStyle, TimeZone, ... as the client knows them */
+	struct params guc;         /* other startup GUCs (the pool key) */
+	uint32_t cancel_pid, cancel_key; /* what we gave the client in BackendKeyData */
+
+	/* auth */
+	uint8_t md5_salt[4];
+	char *secret;              /* the auth_file secret used for this login (owned) */
+	struct scram_server *scram;
+	int auth_step;
+
+	int64_t connected_at, state_since, last_activity; /* monotonic usec */
+	int64_t wait_deadline;     /* 0: none */
+	bool fatal_sent;
+};
+
+#define log_client(cl, level, fmt, ...)                                                              \
+	log_msg(level, "C-%llu %s/%s@%s: " fmt, (unsigned long long)(cl)->id,                        \
+	        (cl)->database ? (cl)->database : "-", (cl)->user ? (cl)->user : "-", (cl)->addr,       \
+	        ##__VA_ARGS__)
+
+/* A new connection accepted on w. */
+void client_accept(struct worker *w, int fd, const char *addr, bool unix_socket);
+
+/* s has been linked to cl (directly or by a hand-off that arrived). */
+void client_got_server(struct client *cl, struct server *s);
+/* The pool gave up on finding a server for cl (login to the server failed). */
+void client_fail_wait(struct client *cl, const char *severity, const char *sqlstate, const char *message,
+                      const char *detail);
+/* The linked server finished what cl asked and was released, or died. */
+void client_server_gone(struct client *cl, bool server_died, bool fatal_relayed);
+/* Login finished on the linked server (tracked parameters applied). */
+void client_login_server_ready(struct client *cl);
+
+/* Send an ErrorResponse (plus ReadyForQuery when ready is non-zero). */
+void client_error(struct client *cl, const char *severity, const char *sqlstate, const char *message,
+                  const char *detail, const char *hint, char ready);
+/* FATAL error then close. */
+void client_fatal(struct client *cl, const char *sqlstate, const char *message, const char *detail);
+
+void client_close(struct client *cl, const char *reason);
+void client_free(struct client *cl);
+void client_set_state(struct client *cl, enum client_state to);
+
+/* Flush what is owed to the client (its out buffer and the linked server's
+ * span). Returns false when the client was closed. */
+bool client_flush(struct client *cl);
+
+/* The per-worker janitor: login, wait and idle timeouts. */
+void client_tick(struct worker *w, int64_t now);
+
+/* A cancel request for one of w's clients. */
+void client_handle_cancel(struct worker *w, uint32_t pid, uint32_t key);
+
+#endif

@@ -1,0 +1,199 @@
+/* conn.c — socket reads and writes for one connection. A write sends our
+ * own bytes first and then the linked peer's framed span in one writev, so
+ * forwarding copies nothing in the common case. */
+#include "conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define CONN_OUT_MAX (64u << 20) /* our own bytes; bounded by what one peer can owe another */
+
+void conn_init(struct conn *c, int fd)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	msgbuf_init(&c->out, CONN_OUT_MAX);
+}
+
+bool conn_attach(struct conn *c, struct event_base *base, event_callback_fn read_cb, event_callback_fn write_cb,
+                 void *arg)
+{
+	c->reading = c->writing = false;
+	if (c->ev_read == NULL) {
+		c->ev_read = event_new(base, c->fd, EV_READ | EV_PERSIST, read_cb, arg);
+		c->ev_write = event_new(base, c->fd, EV_WRITE | EV_PERSIST, write_cb, arg);
+		return c->ev_read != NULL && c->ev_write != NULL;
+	}
+	return event_assign(c->ev_read, base, c->fd, EV_READ | EV_PERSIST, read_cb, arg) == 0 &&
+	       event_assign(c->ev_write, base, c->fd, EV_WRITE | EV_PERSIST, write_cb, arg) == 0;
+}
+
+void conn_detach(struct conn *c)
+{
+	if (c->ev_read != NULL)
+		event_del(c->ev_read);
+	if (c->ev_write != NULL)
+		event_del(c->ev_write);
+	c->reading = c->writing = false;
+}
+
+void conn_want_read(struct conn *c, bool on)
+{
+	if (c->reading == on || c->ev_read == NULL)
+		return;
+	c->reading = on;
+	if (on)
+		event_add(c->ev_read, NULL);
+	else
+		event_del(c->ev_read);
+}
+
+void conn_want_write(struct conn *c, bool on)
+{
+	if (c->writing == on || c->ev_write == NULL)
+		return;
+	c->writing = on;
+	if (on)
+		event_add(c->ev_write, NULL);
+	else
+		event_del(c->ev_write);
+}
+
+enum io_result conn_read(struct conn *c, struct buf_pool *bp)
+{
+	if (c->in == NULL && (c->in = buf_lend(bp)) == NULL) {
+		c->err = ENOMEM;
+		return IO_ERROR;
+	}
+	struct buf *b = c->in;
+	if (b->end == b->cap)
+		buf_compact(b);
+	if (b->end == b->cap)
+		return IO_AGAIN;
+	for (;;) {
+		ssize_t n = recv(c->fd, b->data + b->end, b->cap - b->end, 0);
+		if (n > 0) {
+			b->end += (uint32_t)n;
+			return IO_OK;
+		}
+		if (n == 0)
+			return IO_CLOSED;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return IO_AGAIN;
+		c->err = errno;
+		return errno == ECONNRESET ? IO_CLOSED : IO_ERROR;
+	}
+}
+
+enum io_result conn_write(struct conn *c, struct buf *span)
+{
+	for (;;) {
+		struct iovec iov[2];
+		int n_iov = 0;
+		size_t own = c->out.len - c->out_sent;
+		size_t fwd = span != NULL ? buf_pending(span) : 0;
+		if (own > 0) {
+			iov[n_iov].iov_base = c->out.data + c->out_sent;
+			iov[n_iov++].iov_len = own;
+		}
+		if (fwd > 0) {
+			iov[n_iov].iov_base = span->data + span->start;
+			iov[n_iov++].iov_len = fwd;
+		}
+		if (n_iov == 0) {
+			if (c->out.len > 0) {
+				c->out_sent = 0;
+				msgbuf_reset(&c->out);
+			}
+			return IO_OK;
+		}
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
+		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return IO_AGAIN;
+			c->err = errno;
+			return (errno == EPIPE || errno == ECONNRESET) ? IO_CLOSED : IO_ERROR;
+		}
+		size_t done = (size_t)w;
+		size_t from_own = done < own ? done : own;
+		c->out_sent += from_own;
+		done -= from_own;
+		if (done > 0)
+			span->start += (uint32_t)done;
+		if ((size_t)w < own + fwd)
+			return IO_AGAIN;
+	}
+}
+
+bool conn_take_span(struct conn *c, struct buf *span)
+{
+	if (span == NULL || buf_pending(span) == 0)
+		return true;
+	msg_bytes(&c->out, span->data + span->start, buf_pending(span));
+	if (!msg_ok(&c->out))
+		return false;
+	span->start = span->scan;
+	return true;
+}
+
+void conn_release_in(struct conn *c, struct buf_pool *bp)
+{
+	if (c->in != NULL && buf_is_empty(c->in))
+		buf_give_back(bp, &c->in);
+}
+
+void conn_close(struct conn *c, struct buf_pool *bp)
+{
+	if (c->ev_read != NULL) {
+		event_free(c->ev_read);
+		c->ev_read = NULL;
+	}
+	if (c->ev_write != NULL) {
+		event_free(c->ev_write);
+		c->ev_write = NULL;
+	}
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	buf_give_back(bp, &c->in);
+	msgbuf_free(&c->out);
+	c->out_sent = 0;
+}
+
+bool sock_set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0;
+}
+
+void sock_tune_tcp(int fd, bool keepalive, int idle, int intvl, int cnt, long user_timeout_ms)
+{
+	int one = 1;
+	/* Small protocol messages must not wait for Nagle's timer. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (keepalive) {
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		if (idle > 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+		if (intvl > 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+		if (cnt > 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	}
+	if (user_timeout_ms > 0) {
+		unsigned int t = (unsigned int)user_timeout_ms;
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &t, sizeof(t));
+	}
+}

@@ -1,0 +1,287 @@
+/* main.c — command line, configuration load and reload, signals, the
+ * workers' start and stop, and the main thread's janitor (idle timeouts,
+ * lifetimes, connections for waiters held back by limits). */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/userlist.h"
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "runtime.h"
+#include "server.h"
+#include "util/clock.h"
+#include "worker.h"
+
+#define JANITOR_USEC 250000
+
+static struct event_base *main_base;
+static unsigned long generation_number;
+static int draining; /* SIGTERM: 1 while transactions finish */
+static int64_t drain_deadline;
+
+static void report_to_stderr(void *arg, enum config_severity sev, const char *line)
+{
+	int *errors = arg;
+	if (sev == CONFIG_ERROR && errors != NULL)
+		(*errors)++;
+	fprintf(stderr, "%s: %s\n", sev == CONFIG_ERROR ? "error" : "warning", line);
+}
+
+static void report_to_log(void *arg, enum config_severity sev, const char *line)
+{
+	(void)arg;
+	log_msg(sev == CONFIG_ERROR ? LOG_ERROR : LOG_WARNING, "config: %s", line);
+}
+
+/* Load config and its auth_file; NULL with the reason reported. */
+static struct cfg_gen *load_generation(const char *path, config_report_fn report, void *arg)
+{
+	struct config *cfg = config_load(path, report, arg);
+	if (cfg == NULL)
+		return NULL;
+	struct userlist *users = NULL;
+	if (cfg->auth_file != NULL && cfg->auth_file[0] != '\0') {
+		char err[300];
+		users = userlist_load(cfg->auth_file, err, sizeof(err));
+		if (users == NULL) {
+			report(arg, CONFIG_ERROR, err);
+			config_free(cfg);
+			return NULL;
+		}
+	}
+	struct cfg_gen *g = runtime_gen_new(cfg, users, ++generation_number);
+	if (g == NULL) {
+		config_free(cfg);
+		userlist_free(users);
+	}
+	return g;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: pgsluice [OPTIONS] CONFIG.ini\n"
+	           "  pgsluice --check CONFIG.ini   validate the configuration, exit 0/1\n"
+	           "  pgsluice --version | --help\n"
+	           "options:\n"
+	           "  -v, --verbose                 debug logging\n");
+}
+
+static void launch_on_a_worker(struct pool *p, void *arg)
+{
+	static unsigned next;
+	(void)arg;
+	/* The launch must run on a worker thread: hand it over. */
+	struct worker *w = &rt.workers[next++ % (unsigned)rt.n_workers];
+	struct worker_msg *m = worker_msg_new(WMSG_LAUNCH);
+	if (m == NULL) {
+		struct list failed;
+		list_init(&failed);
+		pool_connect_failed(p, NULL, &failed);
+		return;
+	}
+	m->pool = p;
+	worker_post(w, m);
+}
+
+static void reload(const char *path)
+{
+	log_msg(LOG_INFO, "reloading %s", path);
+	struct cfg_gen *g = load_generation(path, report_to_log, NULL);
+	if (g == NULL) {
+		log_msg(LOG_ERROR, "reload failed: configuration has errors; keeping the previous one");
+		return;
+	}
+	pool_reconfigure_all(g->cfg);
+	log_set_debug(g->cfg->verbose);
+	for (int i = 0; i < rt.n_workers; i++) {
+		struct worker_msg *m = worker_msg_new(WMSG_CONFIG);
+		if (m == NULL)
+			continue;
+		atomic_fetch_add(&g->refs, 1);
+		m->gen = g;
+		worker_post(&rt.workers[i], m);
+	}
+	runtime_gen_publish(g);
+	log_msg(LOG_INFO, "reload done (generation %lu)", g->number);
+}
+
+static const char *config_path;
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	if (sig == SIGHUP) {
+		reload(config_path);
+	} else if (sig == SIGTERM && !draining) {
+		log_msg(LOG_INFO, "SIGTERM: not accepting new clients; draining");
+		draining = 1;
+		atomic_store(&rt.shutting_down, true);
+		struct cfg_gen *g = runtime_gen_acquire();
+		drain_deadline = clock_now_usec() + g->cfg->shutdown_timeout;
+		runtime_gen_release(g);
+		for (int i = 0; i < rt.n_workers; i++) {
+			struct worker_msg *m = worker_msg_new(WMSG_SHUTDOWN);
+			if (m)
+				worker_post(&rt.workers[i], m);
+		}
+	} else {
+		log_msg(LOG_INFO, "signal %d: stopping", (int)sig);
+		event_base_loopbreak(main_base);
+	}
+}
+
+static void janitor_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	struct cfg_gen *g = runtime_gen_acquire();
+	int64_t now = clock_now_usec();
+	pool_maintain_all(g->cfg, now, launch_on_a_worker, NULL);
+	runtime_gen_release(g);
+	if (draining && (atomic_load(&rt.n_clients) == 0 || now >= drain_deadline))
+		event_base_loopbreak(main_base);
+}
+
+static bool write_pidfile(const char *path)
+{
+	if (path == NULL || path[0] == '\0')
+		return true;
+	FILE *f = fopen(path, "w");
+	if (f == NULL)
+		return false;
+	fprintf(f, "%d\n", (int)getpid());
+	return fclose(f) == 0;
+}
+
+int main(int argc, char **argv)
+{
+	bool check = false, verbose = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--check") == 0 || strcmp(a, "-C") == 0) {
+			check = true;
+		} else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+			printf("pgsluice %s\n", PGSLUICE_VERSION);
+			return 0;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+			verbose = true;
+		} else if (a[0] == '-') {
+			fprintf(stderr, "pgsluice: unknown option %s\n", a);
+			usage(stderr);
+			return 2;
+		} else if (config_path == NULL) {
+			config_path = a;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (config_path == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	int errors = 0;
+	if (check) {
+		struct cfg_gen *g = load_generation(config_path, report_to_stderr, &errors);
+		if (g == NULL) {
+			fprintf(stderr, "%s: configuration is not valid\n", config_path);
+			return 1;
+		}
+		printf("%s: configuration is valid (%d database entries, %d user entries)\n", config_path,
+		       g->cfg->n_dbs + (g->cfg->fallback_db != NULL), g->cfg->n_users);
+		runtime_gen_release(g);
+		return 0;
+	}
+
+	struct cfg_gen *g = load_generation(config_path, report_to_stderr, &errors);
+	if (g == NULL) {
+		fprintf(stderr, "pgsluice: cannot start: %s has errors\n", config_path);
+		return 1;
+	}
+	const struct config *cfg = g->cfg;
+	log_set_debug(verbose || cfg->verbose);
+	if (cfg->logfile != NULL && !log_set_file(cfg->logfile)) {
+		fprintf(stderr, "pgsluice: cannot open logfile %s: %s\n", cfg->logfile, strerror(errno));
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)(getpid() ^ clock_now_usec()));
+	if (evthread_use_pthreads() != 0) {
+		fprintf(stderr, "pgsluice: libevent has no thread support\n");
+		return 1;
+	}
+	runtime_gen_publish(g);
+	rt.n_workers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (rt.n_workers < 1)
+		rt.n_workers = 1;
+	rt.workers = calloc((size_t)rt.n_workers, sizeof(struct worker));
+	main_base = event_base_new();
+	if (rt.workers == NULL || main_base == NULL)
+		return 1;
+	for (int i = 0; i < rt.n_workers; i++) {
+		char err[300] = "cannot create the event loop";
+		if (!worker_init(&rt.workers[i], i, runtime_gen_acquire()) ||
+		    !listener_setup(&rt.workers[i], cfg, i == 0, err, sizeof(err))) {
+			fprintf(stderr, "pgsluice: %s\n", err);
+			return 1;
+		}
+	}
+	if (!write_pidfile(cfg->pidfile)) {
+		fprintf(stderr, "pgsluice: cannot write pidfile %s\n", cfg->pidfile);
+		return 1;
+	}
+	struct event *sig_hup = evsignal_new(main_base, SIGHUP, signal_cb, NULL);
+	struct event *sig_term = evsignal_new(main_base, SIGTERM, signal_cb, NULL);
+	struct event *sig_int = evsignal_new(main_base, SIGINT, signal_cb, NULL);
+	struct event *janitor = event_new(main_base, -1, EV_PERSIST, janitor_cb, NULL);
+	struct timeval tv = { 0, JANITOR_USEC };
+	evsignal_add(sig_hup, NULL);
+	evsignal_add(sig_term, NULL);
+	evsignal_add(sig_int, NULL);
+	event_add(janitor, &tv);
+	for (int i = 0; i < rt.n_workers; i++)
+		worker_start(&rt.workers[i]);
+	log_msg(LOG_INFO, "pgsluice %s listening on %s:%d with %d workers", PGSLUICE_VERSION,
+	        cfg->listen_addr ? cfg->listen_addr : "-", cfg->listen_port, rt.n_workers);
+
+	event_base_dispatch(main_base);
+
+	for (int i = 0; i < rt.n_workers; i++) {
+		struct worker_msg *m = worker_msg_new(WMSG_STOP);
+		if (m)
+			worker_post(&rt.workers[i], m);
+	}
+	for (int i = 0; i < rt.n_workers; i++)
+		worker_join(&rt.workers[i]);
+	struct cfg_gen *last = runtime_gen_acquire();
+	listener_cleanup(last->cfg);
+	if (last->cfg->pidfile)
+		unlink(last->cfg->pidfile);
+	runtime_gen_release(last);
+	for (int i = 0; i < rt.n_workers; i++)
+		worker_destroy(&rt.workers[i]);
+	pool_registry_destroy();
+	event_free(sig_hup);
+	event_free(sig_term);
+	event_free(sig_int);
+	event_free(janitor);
+	event_base_free(main_base);
+	free(rt.workers);
+	runtime_gen_publish(NULL);
+	libevent_global_shutdown();
+	log_msg(LOG_INFO, "stopped");
+	return 0;
+}

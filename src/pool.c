@@ -1,0 +1,450 @@
+/* pool.c — pools, their idle lists and wait queues, and the registry of
+ * pools. Every figure a pool reports is changed here, under its lock, in the
+ * same step that moves the object it counts. */
+#include "pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "runtime.h"
+#include "server.h"
+#include "util/clock.h"
+#include "worker.h"
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER; /* guards the three lists; taken before a pool's lock */
+static struct list pools = LIST_INIT(pools);
+static struct list db_limits = LIST_INIT(db_limits);
+static struct list user_limits = LIST_INIT(user_limits);
+
+static struct pool_limit *limit_get(struct list *head, const char *name)
+{
+	struct list *it;
+	list_for_each(it, head) {
+		struct pool_limit *l = container_of(it, struct pool_limit, node);
+		if (strcmp(l->name, name) == 0)
+			return l;
+	}
+	struct pool_limit *l = calloc(1, sizeof(*l));
+	if (l == NULL || (l->name = strdup(name)) == NULL) {
+		free(l);
+		return NULL;
+	}
+	atomic_init(&l->used, 0);
+	list_add_tail(head, &l->node);
+	return l;
+}
+
+static void settings_free(struct pool_settings *s)
+{
+	if (s == NULL)
+		return;
+	free(s->hosts);
+	free(s->dbname);
+	free(s->server_user);
+	free(s->password);
+	free(s->application_name);
+	free(s);
+}
+
+/* Everything a pool's servers need, resolved from one configuration. */
+static struct pool_settings *settings_build(const struct config *cfg, const char *db_name, const char *user_name)
+{
+	const struct db_config *db = config_find_db(cfg, db_name);
+	const struct user_config *u = config_find_user(cfg, user_name);
+	struct pool_settings *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	if (db == NULL) {
+		s->removed = true;
+		s->pool_size = cfg->default_pool_size;
+		s->mode = cfg->pool_mode;
+		s->connect_concurrency = cfg->server_connect_concurrency;
+		return s;
+	}
+	s->hosts = str_dup(db->host);
+	s->port = db->port > 0 ? db->port : 5432;
+	s->dbname = str_dup(db->dbname != NULL ? db->dbname : db_name);
+	s->server_user = str_dup(db->user != NULL ? db->user : user_name);
+	s->application_name = str_dup(db->application_name);
+	s->pool_size = config_effective_pool_size(cfg, db, u);
+	s->min_pool_size = config_effective_min_pool_size(cfg, db);
+	s->max_db_connections = config_effective_max_db_connections(cfg, db);
+	s->max_user_connections = config_effective_max_user_connections(cfg, u);
+	s->connect_concurrency = cfg->server_connect_concurrency > 0 ? cfg->server_connect_concurrency : 1;
+	s->mode = config_effective_pool_mode(cfg, db, u);
+	s->read_only = db->read_only;
+	if (db->password != NULL) {
+		s->password = strdup(db->password);
+	} else {
+		/* The auth_file secret of the user we log in as, when there is one. */
+		struct cfg_gen *g = runtime_gen_acquire();
+		const char *secret = g != NULL && g->users != NULL ? userlist_find(g->users, s->server_user) : NULL;
+		s->password = str_dup(secret);
+		runtime_gen_release(g);
+	}
+	return s;
+}
+
+struct pool *pool_get(const struct config *cfg, const char *db_name, const char *user_name, const struct params *guc)
+{
+	char *key = params_canonical(guc);
+	if (key == NULL)
+		return NULL;
+	pthread_mutex_lock(&registry_lock);
+	struct list *it;
+	list_for_each(it, &pools) {
+		struct pool *p = container_of(it, struct pool, node);
+		if (strcmp(p->db_name, db_name) == 0 && strcmp(p->user_name, user_name) == 0 &&
+		    strcmp(p->params_key, key) == 0) {
+			pthread_mutex_unlock(&registry_lock);
+			free(key);
+			return p;
+		}
+	}
+	struct pool *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		goto fail;
+	pthread_mutex_init(&p->lock, NULL);
+	list_init(&p->idle);
+	list_init(&p->waiters);
+	list_init(&p->node);
+	p->params_key = key;
+	key = NULL;
+	p->db_name = strdup(db_name);
+	p->user_name = strdup(user_name);
+	p->name = str_printf("%s/%s", user_name, db_name);
+	p->set = settings_build(cfg, db_name, user_name);
+	p->db_limit = limit_get(&db_limits, db_name);
+	p->user_limit = limit_get(&user_limits, user_name);
+	if (p->db_name == NULL || p->user_name == NULL || p->name == NULL || p->set == NULL || p->db_limit == NULL ||
+	    p->user_limit == NULL || !params_copy(&p->guc, guc))
+		goto fail;
+	list_add_tail(&pools, &p->node);
+	pthread_mutex_unlock(&registry_lock);
+	log_msg(LOG_INFO, "pool %s created (mode=%s pool_size=%d)", p->name, config_pool_mode_name(p->set->mode),
+	        p->set->pool_size);
+	return p;
+fail:
+	pthread_mutex_unlock(&registry_lock);
+	free(key);
+	if (p != NULL) {
+		settings_free(p->set);
+		free(p->db_name);
+		free(p->user_name);
+		free(p->name);
+		free(p->params_key);
+		params_clear(&p->guc);
+		free(p);
+	}
+	return NULL;
+}
+
+void pool_reconfigure_all(const struct config *cfg)
+{
+	pthread_mutex_lock(&registry_lock);
+	struct list *it;
+	list_for_each(it, &pools) {
+		struct pool *p = container_of(it, struct pool, node);
+		struct pool_settings *s = settings_build(cfg, p->db_name, p->user_name);
+		if (s == NULL)
+			continue;
+		pthread_mutex_lock(&p->lock);
+		struct pool_settings *old = p->set;
+		p->set = s;
+		pthread_mutex_unlock(&p->lock);
+		settings_free(old);
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+/* Under lock: may one more server be opened? Counts it if so. */
+static bool reserve_launch(struct pool *p)
+{
+	struct pool_settings *s = p->set;
+	if (s->removed || p->n_servers >= s->pool_size || p->n_connecting >= s->connect_concurrency)
+		return false;
+	if (s->max_db_connections > 0 && atomic_fetch_add(&p->db_limit->used, 1) >= s->max_db_connections) {
+		atomic_fetch_sub(&p->db_limit->used, 1);
+		return false;
+	}
+	if (s->max_db_connections <= 0)
+		atomic_fetch_add(&p->db_limit->used, 1);
+	if (s->max_user_connections > 0 && atomic_fetch_add(&p->user_limit->used, 1) >= s->max_user_connections) {
+		atomic_fetch_sub(&p->user_limit->used, 1);
+		atomic_fetch_sub(&p->db_limit->used, 1);
+		return false;
+	}
+	if (s->max_user_connections <= 0)
+		atomic_fetch_add(&p->user_limit->used, 1);
+	p->n_servers++;
+	p->n_connecting++;
+	return true;
+}
+
+static void link_pair(struct client *cl, struct server *s)
+{
+	cl->server = s;
+	s->client = cl;
+}
+
+enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struct worker *w, struct server **out)
+{
+	enum pool_checkout_result r = POOL_WAIT;
+	*out = NULL;
+	pthread_mutex_lock(&p->lock);
+	if (!list_empty(&p->idle) && list_empty(&p->waiters)) {
+		/* Prefer a server already on this worker: no cross-thread event move. */
+		struct server *pick = NULL;
+		int scanned = 0;
+		struct list *it;
+		list_for_each(it, &p->idle) {
+			struct server *s = container_of(it, struct server, pool_node);
+			if (pick == NULL)
+				pick = s;
+			if (s->worker == w) {
+				pick = s;
+				break;
+			}
+			if (++scanned >= 8)
+				break;
+		}
+		list_del(&pick->pool_node);
+		p->n_idle--;
+		server_set_state(pick, SV_ACTIVE);
+		link_pair(cl, pick);
+		p->n_checkouts++;
+		*out = pick;
+		pthread_mutex_unlock(&p->lock);
+		return POOL_GOT_SERVER;
+	}
+	list_add_tail(&p->waiters, &cl->wait_node);
+	cl->queued = true;
+	p->n_waiting++;
+	if (reserve_launch(p))
+		r = POOL_WAIT_LAUNCH;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+struct client *pool_give(struct pool *p, struct server *s, struct worker *w, bool *close_it)
+{
+	struct client *cl = NULL;
+	*close_it = false;
+	pthread_mutex_lock(&p->lock);
+	if (p->n_servers > p->set->pool_size || p->set->removed) {
+		*close_it = true;
+	} else if (!list_empty(&p->waiters)) {
+		cl = container_of(list_pop_head(&p->waiters), struct client, wait_node);
+		cl->queued = false;
+		p->n_waiting--;
+		server_set_state(s, SV_ACTIVE);
+		link_pair(cl, s);
+		p->n_checkouts++;
+		if (cl->worker != w)
+			cl->handoffs_pending++;
+	} else {
+		server_set_state(s, SV_IDLE);
+		s->idle_since = clock_now_usec();
+		/* Armed before the server becomes visible on the idle list, so no
+		 * other thread can take it while its watch is half set up. */
+		server_arm_idle_watch(s, w);
+		list_add_head(&p->idle, &s->pool_node);
+		p->n_idle++;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return cl;
+}
+
+bool pool_leave_queue(struct pool *p, struct client *cl)
+{
+	bool left = false;
+	pthread_mutex_lock(&p->lock);
+	if (cl->queued) {
+		list_del(&cl->wait_node);
+		cl->queued = false;
+		p->n_waiting--;
+		left = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return left;
+}
+
+int pool_handoffs_pending(struct pool *p, struct client *cl, int delta)
+{
+	pthread_mutex_lock(&p->lock);
+	cl->handoffs_pending += delta;
+	int n = cl->handoffs_pending;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+static void count_out(struct pool *p)
+{
+	p->n_servers--;
+	atomic_fetch_sub(&p->db_limit->used, 1);
+	atomic_fetch_sub(&p->user_limit->used, 1);
+}
+
+bool pool_server_closed(struct pool *p, struct server *s)
+{
+	pthread_mutex_lock(&p->lock);
+	if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
+		p->n_connecting--;
+	if (list_linked(&s->pool_node)) {
+		list_del(&s->pool_node);
+		p->n_idle--;
+	}
+	count_out(p);
+	bool launch = !list_empty(&p->waiters) && reserve_launch(p);
+	pthread_mutex_unlock(&p->lock);
+	return launch;
+}
+
+bool pool_connect_failed(struct pool *p, struct server *s, struct list *failed)
+{
+	pthread_mutex_lock(&p->lock);
+	p->n_connecting--;
+	p->n_connect_failures++;
+	count_out(p);
+	/* With no server left there is nothing to wait for: fail everyone now
+	 * with the server's own reason instead of letting them time out. */
+	if (p->n_servers == 0) {
+		struct list *n;
+		while ((n = list_pop_head(&p->waiters)) != NULL) {
+			struct client *cl = container_of(n, struct client, wait_node);
+			cl->queued = false;
+			cl->handoffs_pending++;
+			p->n_waiting--;
+			list_add_tail(failed, &cl->wait_node);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	(void)s;
+	return false;
+}
+
+bool pool_take_idle(struct pool *p, struct server *s)
+{
+	bool taken = false;
+	pthread_mutex_lock(&p->lock);
+	if (s->state == SV_IDLE && list_linked(&s->pool_node)) {
+		list_del(&s->pool_node);
+		p->n_idle--;
+		server_set_state(s, SV_RESET);
+		taken = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return taken;
+}
+
+void pool_learn_params(struct pool *p, const struct params *server_params)
+{
+	pthread_mutex_lock(&p->lock);
+	params_clear(&p->server_params);
+	p->have_params = params_copy(&p->server_params, server_params);
+	pthread_mutex_unlock(&p->lock);
+}
+
+bool pool_copy_params(struct pool *p, struct params *out)
+{
+	pthread_mutex_lock(&p->lock);
+	bool ok = p->have_params && params_copy(out, &p->server_params);
+	pthread_mutex_unlock(&p->lock);
+	return ok;
+}
+
+void pool_learn_scram_keys(struct pool *p, const uint8_t ck[SCRAM_KEY_LEN], const uint8_t sk[SCRAM_KEY_LEN])
+{
+	pthread_mutex_lock(&p->lock);
+	memcpy(p->scram_client_key, ck, SCRAM_KEY_LEN);
+	memcpy(p->scram_server_key, sk, SCRAM_KEY_LEN);
+	p->have_scram_keys = true;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn launch, void *arg)
+{
+	struct list expired;
+	list_init(&expired);
+	pthread_mutex_lock(&registry_lock);
+	struct list *it;
+	list_for_each(it, &pools) {
+		struct pool *p = container_of(it, struct pool, node);
+		int n_launch = 0;
+		pthread_mutex_lock(&p->lock);
+		struct list *sit, *tmp;
+		list_for_each_safe(sit, tmp, &p->idle) {
+			struct server *s = container_of(sit, struct server, pool_node);
+			bool idle_out = cfg->server_idle_timeout > 0 && now - s->idle_since >= cfg->server_idle_timeout;
+			bool too_old = s->lifetime_usec > 0 && now - s->created_at >= s->lifetime_usec;
+			bool too_many = p->n_servers > p->set->pool_size || p->set->removed;
+			if (!idle_out && !too_old && !too_many)
+				continue;
+			list_del(&s->pool_node);
+			p->n_idle--;
+			count_out(p);
+			server_set_state(s, SV_CLOSED);
+			s->pool = p;
+			list_add_tail(&expired, &s->pool_node);
+		}
+		/* Waiters blocked by a limit, and min_pool_size. */
+		while (p->n_waiting > p->n_connecting && reserve_launch(p))
+			n_launch++;
+		while (p->n_servers < p->set->min_pool_size && reserve_launch(p))
+			n_launch++;
+		pthread_mutex_unlock(&p->lock);
+		for (int i = 0; i < n_launch; i++)
+			launch(p, arg);
+	}
+	pthread_mutex_unlock(&registry_lock);
+	struct list *n;
+	while ((n = list_pop_head(&expired)) != NULL) {
+		struct server *s = container_of(n, struct server, pool_node);
+		server_close_detached(s, "idle timeout or lifetime reached");
+	}
+}
+
+void pool_for_each(void (*fn)(struct pool *p, void *arg), void *arg)
+{
+	pthread_mutex_lock(&registry_lock);
+	struct list *it;
+	list_for_each(it, &pools) fn(container_of(it, struct pool, node), arg);
+	pthread_mutex_unlock(&registry_lock);
+}
+
+void pool_registry_destroy(void)
+{
+	struct list *n;
+	pthread_mutex_lock(&registry_lock);
+	while ((n = list_pop_head(&pools)) != NULL) {
+		struct pool *p = container_of(n, struct pool, node);
+		struct list *sn;
+		while ((sn = list_pop_head(&p->idle)) != NULL) {
+			struct server *s = container_of(sn, struct server, pool_node);
+			server_set_state(s, SV_CLOSED);
+			server_free(s);
+		}
+		settings_free(p->set);
+		params_clear(&p->guc);
+		params_clear(&p->server_params);
+		free(p->db_name);
+		free(p->user_name);
+		free(p->name);
+		free(p->params_key);
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+	}
+	while ((n = list_pop_head(&db_limits)) != NULL) {
+		struct pool_limit *l = container_of(n, struct pool_limit, node);
+		free(l->name);
+		free(l);
+	}
+	while ((n = list_pop_head(&user_limits)) != NULL) {
+		struct pool_limit *l = container_of(n, struct pool_limit, node);
+		free(l->name);
+		free(l);
+	}
+	pthread_mutex_unlock(&registry_lock);
+}

@@ -1,0 +1,130 @@
+/* pool.h — one pool per (database, user, startup GUCs).
+ * Owns: the idle server list, the FIFO wait queue, the pool's counters and
+ *       its settings copy (replaced on reload).
+ * Exports: pool_get(), pool_checkout(), pool_give(), pool_leave_queue(),
+ *          pool_server_closed(), pool_connect_failed(), pool_maintain().
+ * Never: does I/O or blocks while holding its lock. Lock rules: pool.lock is
+ *        taken only here; never hold two pools' locks; the only lock taken
+ *        under it is an event_base's (to arm an idle server's watch). */
+#ifndef PGS_POOL_H
+#define PGS_POOL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth/scram.h"
+#include "config.h"
+#include "util/list.h"
+#include "util/params.h"
+
+struct client;
+struct server;
+struct worker;
+
+/* Connection counters shared by every pool of one database or one user. */
+struct pool_limit {
+	struct list node;
+	char *name;
+	atomic_int used;
+};
+
+/* What a pool's servers connect to; replaced as a whole on reload. */
+struct pool_settings {
+	char *hosts;            /* comma list; NULL: default unix socket dir */
+	int port;
+	char *dbname;
+	char *server_user;
+	char *password;         /* plaintext, "md5..." or "SCRAM-SHA-256$..."; NULL: none */
+	char *application_name; /* forced by the database entry, or NULL */
+	int pool_size;
+	int min_pool_size;
+	int max_db_connections;   /* 0: unlimited */
+	int max_user_connections; /* 0: unlimited */
+	int connect_concurrency;
+	enum pool_mode mode;
+	bool read_only;
+	bool removed;           /* the database entry is gone: no new clients */
+};
+
+struct pool {
+	pthread_mutex_t lock;     /* see the header comment for the rules */
+	struct list node;         /* registry list; guarded by the registry lock */
+	char *db_name;            /* as the client names it */
+	char *user_name;
+	char *params_key;         /* canonical text of guc */
+	struct params guc;        /* GUCs every server of this pool starts with */
+	char *name;               /* "db/user" for messages */
+	struct pool_limit *db_limit;   /* borrowed from the registry */
+	struct pool_limit *user_limit;
+
+	/* guarded by lock */
+	struct pool_settings *set;     /* owned */
+	struct list idle;              /* struct server (pool_node), most recent first */
+	struct list waiters;           /* struct client (wait_node), FIFO */
+	int n_servers;                 /* every server of the pool, connecting included */
+	int n_connecting;
+	int n_idle;
+	int n_active;
+	int n_waiting;
+	unsigned next_host;            /* round robin over hosts */
+	struct params server_params;   /* ParameterStatus seen at the latest login */
+	bool have_params;
+	bool have_scram_keys;          /* a client proved the same SCRAM secret: keys to log in with */
+	uint8_t scram_client_key[SCRAM_KEY_LEN];
+	uint8_t scram_server_key[SCRAM_KEY_LEN];
+	/* counters */
+	uint64_t n_checkouts, n_wait_timeouts, n_connect_failures;
+};
+
+enum pool_checkout_result {
+	POOL_GOT_SERVER,  /* *out is linked to the client */
+	POOL_WAIT,        /* queued */
+	POOL_WAIT_LAUNCH, /* queued, and the caller must start one server connection (already counted) */
+};
+
+/* Find or create the pool; NULL on OOM. Settings are taken from cfg. */
+struct pool *pool_get(const struct config *cfg, const char *db_name, const char *user_name,
+                      const struct params *guc);
+/* Recompute every pool's settings from a new configuration. */
+void pool_reconfigure_all(const struct config *cfg);
+
+enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struct worker *w, struct server **out);
+/* A server ready for use (logged in, or reset to idle) returns. If a client
+ * waits, it is linked to s and returned; otherwise s is put on the idle
+ * list (its idle watch armed on w's base) and NULL is returned. *close_it
+ * is set when the pool is above its size and s should be closed instead. */
+struct client *pool_give(struct pool *p, struct server *s, struct worker *w, bool *close_it);
+/* Leave the wait queue; false when a server has already been linked (a
+ * hand-off is on its way to the client's worker). */
+bool pool_leave_queue(struct pool *p, struct client *cl);
+/* Add delta to a client's count of messages on their way to it; returns the new count. */
+int pool_handoffs_pending(struct pool *p, struct client *cl, int delta);
+/* A server of this pool is gone (closed in any state). Returns true when
+ * clients still wait and another connection may be started now (counted). */
+bool pool_server_closed(struct pool *p, struct server *s);
+/* A connect or login failed: the server is counted out. When the pool has
+ * no server left, every waiter is taken off the queue and returned through
+ * *failed (a list of clients linked by wait_node) to be told why. Returns
+ * true when clients still wait and a new connection may be started now (counted). */
+bool pool_connect_failed(struct pool *p, struct server *s, struct list *failed);
+/* The idle server's watch fired: remove it if it is still idle. */
+bool pool_take_idle(struct pool *p, struct server *s);
+/* Remember the ParameterStatus set a server reported at login. */
+void pool_learn_params(struct pool *p, const struct params *server_params);
+bool pool_copy_params(struct pool *p, struct params *out);
+void pool_learn_scram_keys(struct pool *p, const uint8_t ck[SCRAM_KEY_LEN], const uint8_t sk[SCRAM_KEY_LEN]);
+
+/* Main-thread janitor: close idle servers past server_idle_timeout or
+ * their lifetime, start connections for waiters blocked by limits and for
+ * min_pool_size. Returns how many servers should be launched per pool
+ * through the callback. */
+typedef void (*pool_launch_fn)(struct pool *p, void *arg);
+void pool_maintain_all(const struct config *cfg, int64_t now_usec, pool_launch_fn launch, void *arg);
+
+/* Each pool in the registry (for stats and admin). */
+void pool_for_each(void (*fn)(struct pool *p, void *arg), void *arg);
+void pool_registry_destroy(void);
+
+#endif

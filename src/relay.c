@@ -1,0 +1,456 @@
+/* relay.c — linked traffic. Both directions frame incrementally: a
+ * message's header is read, the pooler inspects only what it must, and the
+ * bytes are marked for forwarding ([start, scan) of the source buffer) and
+ * written straight from there with the peer's own pending bytes in front. */
+#include "relay.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "client.h"
+#include "pool.h"
+#include "proto/frame.h"
+#include "server.h"
+#include "worker.h"
+
+#define NAMED_STMT_MARKER "pgsluice_named_prepared_statements_unsupported_in_transaction_mode"
+
+static const char *const tracked_names[] = { "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
+	                                      "standard_conforming_strings", "application_name", NULL };
+
+bool relay_is_tracked(const char *name)
+{
+	for (int i = 0; tracked_names[i]; i++)
+		if (strcasecmp(tracked_names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Drop one message of total bytes at b->scan (span already taken). */
+static void drop_message(struct conn *c, uint32_t total)
+{
+	struct buf *b = c->in;
+	uint32_t have = b->end - b->scan;
+	if (total <= have) {
+		b->scan += total;
+	} else {
+		b->scan = b->end;
+		c->body_left = total - have;
+		c->body_drop = true;
+	}
+	b->start = b->scan;
+}
+
+/* Stream body bytes already announced by a header. Returns true if more
+ * framing may follow in this buffer. */
+static void advance_body(struct conn *c)
+{
+	struct buf *b = c->in;
+	uint32_t have = b->end - b->scan;
+	uint32_t n = c->body_left < have ? c->body_left : have;
+	b->scan += n;
+	c->body_left -= n;
+	if (c->body_drop) {
+		b->start = b->scan;
+		if (c->body_left == 0)
+			c->body_drop = false;
+	}
+}
+
+/* --- client → server --- */
+
+enum frame_step { STEP_MORE, STEP_STOP, STEP_CLOSED };
+
+static bool client_in_transaction_mode(const struct client *cl)
+{
+	return cl->pool != NULL && cl->pool->set->mode == POOL_MODE_TRANSACTION;
+}
+
+static enum frame_step frame_client(struct client *cl, struct server *s)
+{
+	struct conn *c = &cl->conn;
+	struct buf *b = c->in;
+	while (b != NULL && b->scan < b->end) {
+		if (c->body_left > 0) {
+			advance_body(c);
+			continue;
+		}
+		struct frame f;
+		enum frame_result r = frame_header(FRAME_FROM_CLIENT, b->data + b->scan, b->end - b->scan, &f);
+		if (r == FRAME_NEED_MORE)
+			break;
+		if (r != FRAME_OK) {
+			log_client(cl, LOG_WARNING, "protocol violation: %s (type 0x%02x, length %u)",
+			           r == FRAME_BAD_TYPE ? "unknown message type" : "invalid message length", b->data[b->scan],
+			           frame_be32(b->data + b->scan + 1));
+			client_fatal(cl, "08P01",
+			             r == FRAME_BAD_TYPE ? "pgsluice: invalid frontend message type"
+			                                 : "pgsluice: invalid message length",
+			             NULL);
+			return STEP_CLOSED;
+		}
+		uint32_t total = (uint32_t)frame_total(&f);
+		uint32_t have = b->end - b->scan;
+		uint32_t need = f.type == 'P' ? (total < 5 + 70 ? total : 5 + 70) : 5;
+		if (have < need)
+			break;
+		const uint8_t *body = b->data + b->scan + 5;
+		switch (f.type) {
+		case 'Q':
+		case 'F':
+			s->pending_rfq++;
+			break;
+		case 'S':
+			s->pending_rfq++;
+			s->ext_unsynced = false;
+			break;
+		case 'X':
+			/* Terminate: the client leaves; what it sent before still goes. */
+			b->start = b->scan + (have < total ? have : total);
+			client_close(cl, "client sent Terminate");
+			return STEP_CLOSED;
+		case 'P':
+			s->ext_unsynced = true;
+			if (client_in_transaction_mode(cl) && body[0] != '\0') {
+				/* A named statement would stay on this server for whoever gets it
+				 * next. Replace the Parse by one PostgreSQL rejects, so the server
+				 * itself enters the error-until-Sync state; its error is then
+				 * rewritten into ours (see frame_server). */
+				if (!conn_take_span(&s->conn, b)) {
+					client_close(cl, "out of memory");
+					return STEP_CLOSED;
+				}
+				drop_message(c, total);
+				struct msgbuf *o = &s->conn.out;
+				msg_begin(o, 'P');
+				msg_str(o, "");
+				msg_str(o, NAMED_STMT_MARKER);
+				msg_int16(o, 0);
+				msg_end(o);
+				continue;
+			}
+			break;
+		case 'B':
+		case 'E':
+		case 'D':
+		case 'C':
+		case 'H':
+			s->ext_unsynced = true;
+			break;
+		default:
+			break;
+		}
+		if (total <= have) {
+			b->scan += total;
+		} else {
+			b->scan = b->end;
+			c->body_left = total - have;
+		}
+	}
+	return STEP_MORE;
+}
+
+bool relay_flush_server(struct server *s)
+{
+	struct client *cl = s->client;
+	struct buf *span = cl != NULL ? cl->conn.in : NULL;
+	enum io_result r = conn_write(&s->conn, span);
+	if (r == IO_CLOSED || r == IO_ERROR) {
+		if (cl != NULL)
+			client_server_gone(cl, true, false);
+		server_close(s, "write to server failed");
+		return false;
+	}
+	if (r == IO_AGAIN) {
+		conn_want_write(&s->conn, true);
+		if (cl != NULL)
+			conn_want_read(&cl->conn, false);
+		return true;
+	}
+	conn_want_write(&s->conn, false);
+	if (cl != NULL) {
+		if (span != NULL && buf_is_empty(span))
+			buf_give_back(&cl->worker->bufs, &cl->conn.in);
+		conn_want_read(&cl->conn, true);
+	}
+	return true;
+}
+
+void relay_pump_client(struct client *cl)
+{
+	struct server *s = cl->server;
+	if (s == NULL)
+		return;
+	if (frame_client(cl, s) == STEP_CLOSED)
+		return;
+	relay_flush_server(s);
+}
+
+void relay_client_readable(struct client *cl)
+{
+	enum io_result r = conn_read(&cl->conn, &cl->worker->bufs);
+	if (r == IO_CLOSED || r == IO_ERROR) {
+		client_close(cl, r == IO_CLOSED ? "client closed the connection" : "client read error");
+		return;
+	}
+	relay_pump_client(cl);
+}
+
+void relay_server_writable(struct server *s)
+{
+	if (!relay_flush_server(s))
+		return;
+	if (s->state == SV_RESET && conn_out_empty(&s->conn))
+		server_reset_step(s);
+	else if (s->client != NULL && s->client->conn.in != NULL)
+		relay_pump_client(s->client);
+}
+
+/* --- server → client --- */
+
+static bool releasable(struct server *s)
+{
+	struct client *cl = s->client;
+	return cl != NULL && cl->login_done && client_in_transaction_mode(cl) && s->pending_rfq == 0 &&
+	       s->internal_rfq == 0 && !s->ext_unsynced && !s->copy_in && !s->copy_out && s->txn_status == 'I' &&
+	       cl->conn.body_left == 0 && (cl->conn.in == NULL || buf_is_empty(cl->conn.in));
+}
+
+static void send_our_error(struct client *cl, struct server *s, const char *sqlstate, const char *message,
+                           const char *hint)
+{
+	if (!conn_take_span(&cl->conn, s->conn.in))
+		return;
+	msg_error(&cl->conn.out, false, "ERROR", sqlstate, message, NULL, hint);
+}
+
+static enum frame_step frame_server(struct server *s)
+{
+	struct conn *c = &s->conn;
+	struct buf *b = c->in;
+	while (b != NULL && b->scan < b->end) {
+		if (c->body_left > 0) {
+			advance_body(c);
+			continue;
+		}
+		struct frame f;
+		enum frame_result r = frame_header(FRAME_FROM_SERVER, b->data + b->scan, b->end - b->scan, &f);
+		if (r == FRAME_NEED_MORE)
+			break;
+		struct client *cl = s->client;
+		if (r != FRAME_OK) {
+			log_server(s, LOG_WARNING, "protocol violation by server: type 0x%02x length %u", b->data[b->scan],
+			           frame_be32(b->data + b->scan + 1));
+			if (cl != NULL) {
+				client_server_gone(cl, true, false);
+				client_fatal(cl, "08P01", "pgsluice: server sent an invalid message", NULL);
+			}
+			server_close(s, "invalid message from server");
+			return STEP_CLOSED;
+		}
+		uint32_t total = (uint32_t)frame_total(&f);
+		uint32_t have = b->end - b->scan;
+		bool whole_needed = f.type == 'Z' || f.type == 'K' || ((f.type == 'S' || f.type == 'E') && total <= b->cap);
+		if (whole_needed && have < total) {
+			if (b->start > 0 && b->start == b->scan)
+				buf_compact(b);
+			break;
+		}
+		bool swallow = s->internal_rfq > 0 || s->state == SV_RESET || cl == NULL;
+		const uint8_t *body = b->data + b->scan + 5;
+		size_t n = f.len - 4;
+		bool stop_after = false;
+		switch (f.type) {
+		case 'Z':
+			s->txn_status = (char)body[0];
+			s->copy_in = s->copy_out = false;
+			if (s->internal_rfq > 0) {
+				s->internal_rfq--;
+				swallow = true;
+				if (s->internal_rfq == 0 && cl != NULL && !cl->login_done) {
+					if (!conn_take_span(&cl->conn, b))
+						return STEP_CLOSED;
+					drop_message(c, total);
+					client_login_server_ready(cl);
+					return STEP_STOP;
+				}
+			} else if (s->pending_rfq > 0) {
+				s->pending_rfq--;
+			}
+			if (!swallow && releasable(s))
+				stop_after = true;
+			break;
+		case 'S': {
+			const char *name, *value;
+			if (whole_needed && msg_read_param_status(body, n, &name, &value)) {
+				params_set(&s->params, name, value);
+				if (cl != NULL && relay_is_tracked(name))
+					params_set(&cl->tracked, name, value);
+			}
+			break;
+		}
+		case 'E': {
+			struct pg_error e;
+			if (!whole_needed || !msg_read_error(body, n, &e))
+				break;
+			if (e.severity_v != NULL && (strcmp(e.severity_v, "FATAL") == 0 || strcmp(e.severity_v, "PANIC") == 0))
+				s->saw_fatal = true;
+			if (swallow) {
+				if (s->internal_rfq > 0 || s->state == SV_RESET) {
+					s->failed_internal = true;
+					free(s->last_error);
+					free(s->last_sqlstate);
+					s->last_error = str_dup(e.message);
+					s->last_sqlstate = str_dup(e.sqlstate);
+				}
+				break;
+			}
+			if (e.message != NULL && strstr(e.message, NAMED_STMT_MARKER) != NULL) {
+				send_our_error(cl, s, "0A000",
+				               "pgsluice: named prepared statements are not supported in transaction pooling "
+				               "mode",
+				               "use session pooling for this database, or turn prepared statements off in the "
+				               "driver (psycopg: prepare_threshold=None)");
+				drop_message(c, total);
+				continue;
+			}
+			break;
+		}
+		case 'G':
+			s->copy_in = true;
+			break;
+		case 'H':
+			s->copy_out = true;
+			break;
+		case 'W':
+			s->copy_in = s->copy_out = true;
+			break;
+		case 'c':
+			s->copy_out = false;
+			break;
+		default:
+			break;
+		}
+		if (swallow) {
+			if (cl != NULL && !conn_take_span(&cl->conn, b))
+				return STEP_CLOSED;
+			drop_message(c, total);
+			if (b->start == b->end && b->start > 0) {
+				b->start = b->scan = b->end = 0;
+			}
+			continue;
+		}
+		if (total <= have) {
+			b->scan += total;
+		} else {
+			b->scan = b->end;
+			c->body_left = total - have;
+		}
+		if (stop_after)
+			return STEP_STOP;
+	}
+	return STEP_MORE;
+}
+
+/* Move what is still owed to the client into its out buffer and unlink. */
+static void release_to_pool(struct server *s)
+{
+	struct client *cl = s->client;
+	if (s->cancels_in_flight > 0)
+		return; /* relay_check_release runs again when they finish */
+	if (!conn_take_span(&cl->conn, s->conn.in)) {
+		client_close(cl, "out of memory");
+		return;
+	}
+	if (s->conn.in != NULL && s->conn.in->start == s->conn.in->end)
+		buf_give_back(&s->worker->bufs, &s->conn.in);
+	s->client = NULL;
+	cl->server = NULL;
+	client_server_gone(cl, false, false);
+	server_return_to_pool(s);
+}
+
+/* Write to the client what it is owed. false: the client was closed. */
+static bool flush_to_client(struct server *s)
+{
+	struct client *cl = s->client;
+	if (cl == NULL)
+		return true;
+	enum io_result r = conn_write(&cl->conn, s->conn.in);
+	if (r == IO_CLOSED || r == IO_ERROR) {
+		client_close(cl, "write to client failed");
+		return false;
+	}
+	if (r == IO_AGAIN) {
+		conn_want_write(&cl->conn, true);
+		conn_want_read(&s->conn, false);
+		return true;
+	}
+	conn_want_write(&cl->conn, false);
+	conn_want_read(&s->conn, true);
+	if (s->conn.in != NULL && buf_is_empty(s->conn.in) && s->conn.in->start > 0)
+		s->conn.in->start = s->conn.in->scan = s->conn.in->end = 0;
+	return true;
+}
+
+static void process_server(struct server *s)
+{
+	enum frame_step st = frame_server(s);
+	if (st == STEP_CLOSED)
+		return;
+	if (s->state == SV_RESET) {
+		if (s->conn.in != NULL && buf_is_empty(s->conn.in))
+			buf_give_back(&s->worker->bufs, &s->conn.in);
+		server_reset_step(s);
+		return;
+	}
+	if (s->client == NULL)
+		return;
+	if (st == STEP_STOP && releasable(s)) {
+		release_to_pool(s);
+		return;
+	}
+	flush_to_client(s);
+}
+
+void relay_server_readable(struct server *s)
+{
+	enum io_result r = conn_read(&s->conn, &s->worker->bufs);
+	if (r == IO_CLOSED || r == IO_ERROR) {
+		struct client *cl = s->client;
+		if (cl != NULL) {
+			/* Whatever PostgreSQL said last (its FATAL) still reaches the client. */
+			frame_server(s);
+			if (s->client != NULL) {
+				flush_to_client(s);
+				if (s->client != NULL)
+					client_server_gone(cl, true, s->saw_fatal);
+			}
+		}
+		server_close(s, r == IO_CLOSED ? "server closed the connection" : "server read error");
+		return;
+	}
+	process_server(s);
+}
+
+void relay_client_writable(struct client *cl)
+{
+	struct server *s = cl->server;
+	if (s == NULL) {
+		client_flush(cl);
+		return;
+	}
+	if (!flush_to_client(s))
+		return;
+	if (s->conn.in != NULL && s->conn.in->scan < s->conn.in->end)
+		process_server(s);
+	else if (conn_out_empty(&cl->conn) && releasable(s))
+		release_to_pool(s);
+}
+
+void relay_check_release(struct server *s)
+{
+	if (s->client != NULL && releasable(s))
+		release_to_pool(s);
+}

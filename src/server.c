@@ -1,0 +1,838 @@
+/* server.c — connections to PostgreSQL: non-blocking connect, login with
+ * trust/password/md5/SCRAM, the idle watch, reset after a client leaves,
+ * cancel requests, close. The linked traffic itself is relay.c's. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "auth/md5.h"
+#include "auth/scram.h"
+#include "client.h"
+#include "pool.h"
+#include "proto/frame.h"
+#include "relay.h"
+#include "runtime.h"
+#include "util/clock.h"
+#include "worker.h"
+
+#define DRAIN_TIMEOUT_USEC (5 * PGS_USEC_PER_SEC)
+#define CANCEL_TIMEOUT_SEC 5
+
+static atomic_ullong next_server_id = 1;
+
+struct cancel_req {
+	struct list server_node;
+	struct server *server; /* borrowed; NULL once the server is gone */
+	int fd;
+	struct event *ev;
+	uint8_t pkt[16];
+	size_t sent;
+	bool connected;
+};
+
+const char *server_pool_name(const struct server *s)
+{
+	return s->pool != NULL ? s->pool->name : "-";
+}
+
+void server_set_state(struct server *s, enum server_state to)
+{
+	s->state = to;
+}
+
+static void server_read_cb(evutil_socket_t fd, short what, void *arg);
+static void server_write_cb(evutil_socket_t fd, short what, void *arg);
+
+void server_free(struct server *s)
+{
+	if (s == NULL)
+		return;
+	struct list *n;
+	while ((n = list_pop_head(&s->cancels)) != NULL)
+		container_of(n, struct cancel_req, server_node)->server = NULL;
+	struct buf_pool *bp = s->worker != NULL ? &s->worker->bufs : NULL;
+	if (bp != NULL) {
+		conn_close(&s->conn, bp);
+	} else {
+		struct buf_pool tmp = { 0 };
+		conn_close(&s->conn, &tmp);
+		buf_pool_destroy(&tmp);
+	}
+	free(s->host);
+	free(s->dbname);
+	free(s->user);
+	free(s->password);
+	free(s->last_error);
+	free(s->last_sqlstate);
+	free(s->last_detail);
+	params_clear(&s->startup);
+	params_clear(&s->params);
+	scram_client_free(s->scram);
+	free(s);
+}
+
+/* Best effort: a Terminate lets PostgreSQL log a clean disconnect. */
+static void send_terminate(struct server *s)
+{
+	if (s->conn.fd < 0)
+		return;
+	static const uint8_t term[5] = { 'X', 0, 0, 0, 4 };
+	ssize_t w = send(s->conn.fd, term, sizeof(term), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)w;
+}
+
+/* The login failed: tell the pool, and every client it gives up on. */
+static void login_failed(struct server *s, const char *severity, const char *sqlstate, const char *message,
+                         const char *detail)
+{
+	struct list failed;
+	list_init(&failed);
+	log_server(s, LOG_WARNING, "login to %s:%d failed: %s (%s)", s->host ? s->host : "unix", s->port, message,
+	           sqlstate);
+	pool_connect_failed(s->pool, s, &failed);
+	struct worker *me = s->worker;
+	struct list *n;
+	while ((n = list_pop_head(&failed)) != NULL) {
+		struct client *cl = container_of(n, struct client, wait_node);
+		if (cl->worker == me) {
+			pool_handoffs_pending(s->pool, cl, -1);
+			client_fail_wait(cl, severity, sqlstate, message, detail);
+			if (cl->closing)
+				worker_reap_client(me, cl);
+			continue;
+		}
+		struct worker_msg *m = worker_msg_new(WMSG_LOGIN_FAIL);
+		if (m == NULL)
+			continue;
+		m->client = cl;
+		m->severity = str_dup(severity);
+		m->sqlstate = str_dup(sqlstate);
+		m->message = str_dup(message);
+		m->detail = str_dup(detail);
+		worker_post(cl->worker, m);
+	}
+}
+
+static void server_finish_close(struct server *s, const char *reason)
+{
+	if (log_enabled(LOG_DEBUG) || s->state == SV_ACTIVE)
+		log_server(s, s->state == SV_ACTIVE ? LOG_INFO : LOG_DEBUG, "closing: %s", reason);
+	conn_detach(&s->conn);
+	if (list_linked(&s->worker_node))
+		list_del(&s->worker_node);
+	server_set_state(s, SV_CLOSED);
+	worker_reap_server(s->worker, s);
+}
+
+void server_close(struct server *s, const char *reason)
+{
+	if (s->state == SV_CLOSED)
+		return;
+	if (s->state == SV_CONNECTING || s->state == SV_LOGIN) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "pgsluice: could not log in to server %s:%d for pool %s: %s",
+		         s->host ? s->host : "unix", s->port, server_pool_name(s), reason);
+		enum server_state was = s->state;
+		login_failed(s, "FATAL", "08006", msg, NULL);
+		s->state = was;
+		server_finish_close(s, reason);
+		return;
+	}
+	if (s->state != SV_CONNECTING)
+		send_terminate(s);
+	if (s->client != NULL) {
+		s->client->server = NULL;
+		s->client = NULL;
+	}
+	bool launch = pool_server_closed(s->pool, s);
+	struct pool *p = s->pool;
+	struct worker *w = s->worker;
+	server_finish_close(s, reason);
+	if (launch)
+		server_launch(p, w);
+}
+
+void server_close_detached(struct server *s, const char *reason)
+{
+	log_server(s, LOG_INFO, "closing idle server: %s", reason);
+	send_terminate(s);
+	conn_detach(&s->conn);
+	s->worker = NULL;
+	server_free(s);
+}
+
+/* --- connect --- */
+
+static bool resolve(struct server *s, char *err, size_t errlen)
+{
+	memset(&s->addr, 0, sizeof(s->addr));
+	const char *h = s->host;
+	if (h == NULL || h[0] == '\0' || h[0] == '/') {
+		const char *dir = h;
+		struct stat st;
+		if (dir == NULL || dir[0] == '\0')
+			dir = stat("/var/run/postgresql", &st) == 0 ? "/var/run/postgresql" : "/tmp";
+		struct sockaddr_un *un = (struct sockaddr_un *)&s->addr;
+		un->sun_family = AF_UNIX;
+		int n = snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", dir, s->port);
+		if (n < 0 || (size_t)n >= sizeof(un->sun_path)) {
+			snprintf(err, errlen, "unix socket path too long");
+			return false;
+		}
+		s->addr_len = sizeof(*un);
+		return true;
+	}
+	if (strcmp(h, "localhost") == 0)
+		h = "127.0.0.1";
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&s->addr;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&s->addr;
+	if (inet_pton(AF_INET, h, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)s->port);
+		s->addr_len = sizeof(*in4);
+		return true;
+	}
+	if (inet_pton(AF_INET6, h, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)s->port);
+		s->addr_len = sizeof(*in6);
+		return true;
+	}
+	snprintf(err, errlen, "host \"%s\" is not a numeric address, \"localhost\" or a socket directory", h);
+	return false;
+}
+
+static int open_socket_to(const struct sockaddr_storage *addr, socklen_t len, char *err, size_t errlen)
+{
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (const struct sockaddr *)addr, len) < 0 && errno != EINPROGRESS) {
+		snprintf(err, errlen, "connect: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Copies the connect target out of the pool's settings, under its lock. */
+static bool copy_target(struct server *s, struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	struct pool_settings *st = p->set;
+	const char *hosts = st->hosts;
+	char *host = NULL;
+	if (hosts != NULL) {
+		int n = 1;
+		for (const char *c = hosts; *c; c++)
+			n += *c == ',';
+		int pick = (int)(p->next_host++ % (unsigned)n);
+		const char *start = hosts;
+		for (int i = 0; i < pick; i++)
+			start = strchr(start, ',') + 1;
+		size_t len = strcspn(start, ",");
+		host = strndup(start, len);
+	}
+	s->host = host;
+	s->port = st->port;
+	s->dbname = str_dup(st->dbname);
+	s->user = str_dup(st->server_user);
+	s->password = str_dup(st->password);
+	bool ok = params_copy(&s->startup, &p->guc);
+	if (st->application_name != NULL)
+		ok = ok && params_set(&s->startup, "application_name", st->application_name);
+	/* Enforced by the server itself, and kept across DISCARD ALL because
+	 * it is a startup value, whichever host this connection reaches. */
+	if (st->read_only)
+		ok = ok && params_set(&s->startup, "default_transaction_read_only", "on");
+	if (p->have_scram_keys && s->password != NULL && strncmp(s->password, "SCRAM-SHA-256$", 14) == 0) {
+		struct scram_secret sec;
+		if (scram_parse_secret(s->password, &sec))
+			s->scram = scram_client_new_keys(p->scram_client_key, sec.server_key);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return ok && s->dbname != NULL && s->user != NULL;
+}
+
+void server_launch(struct pool *p, struct worker *w)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	char err[256] = "out of memory";
+	if (s == NULL) {
+		struct list failed;
+		list_init(&failed);
+		pool_connect_failed(p, NULL, &failed);
+		return;
+	}
+	s->id = atomic_fetch_add(&next_server_id, 1);
+	s->pool = p;
+	s->worker = w;
+	s->txn_status = 'I';
+	list_init(&s->worker_node);
+	list_init(&s->pool_node);
+	list_init(&s->cancels);
+	conn_init(&s->conn, -1);
+	server_set_state(s, SV_CONNECTING);
+	list_add_tail(&w->servers, &s->worker_node);
+	const struct config *cfg = w->gen->cfg;
+	int64_t now = clock_now_usec();
+	s->created_at = now;
+	if (cfg->server_lifetime > 0) {
+		/* Spread expiry so connections opened together do not all close together. */
+		int64_t spread = cfg->server_lifetime * cfg->server_lifetime_jitter / 100;
+		int64_t r = spread > 0 ? (int64_t)((uint64_t)random() % (uint64_t)(2 * spread + 1)) - spread : 0;
+		s->lifetime_usec = cfg->server_lifetime + r;
+	}
+	s->deadline = cfg->server_connect_timeout > 0 ? now + cfg->server_connect_timeout : 0;
+	if (!copy_target(s, p) || !resolve(s, err, sizeof(err))) {
+		server_close(s, err);
+		return;
+	}
+	int fd = open_socket_to(&s->addr, s->addr_len, err, sizeof(err));
+	if (fd < 0) {
+		server_close(s, err);
+		return;
+	}
+	s->conn.fd = fd;
+	if (s->addr.ss_family != AF_UNIX)
+		sock_tune_tcp(fd, cfg->tcp_keepalive, cfg->tcp_keepidle, cfg->tcp_keepintvl, cfg->tcp_keepcnt,
+		              (long)(cfg->tcp_user_timeout / 1000));
+	if (!conn_attach(&s->conn, w->base, server_read_cb, server_write_cb, s)) {
+		server_close(s, "cannot create events");
+		return;
+	}
+	conn_want_write(&s->conn, true);
+	log_server(s, LOG_DEBUG, "connecting to %s:%d", s->host ? s->host : "unix", s->port);
+}
+
+static void send_startup(struct server *s)
+{
+	const char *kv[2 * 64 + 5];
+	int n = 0;
+	kv[n++] = "user";
+	kv[n++] = s->user;
+	kv[n++] = "database";
+	kv[n++] = s->dbname;
+	for (int i = 0; i < s->startup.n && n < 2 * 64 + 2; i++) {
+		kv[n++] = s->startup.items[i].name;
+		kv[n++] = s->startup.items[i].value;
+	}
+	kv[n] = NULL;
+	msg_startup(&s->conn.out, kv);
+}
+
+static void connected(struct server *s)
+{
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+	if (getsockopt(s->conn.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		soerr = errno;
+	if (soerr != 0) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "connect: %s", strerror(soerr));
+		server_close(s, msg);
+		return;
+	}
+	server_set_state(s, SV_LOGIN);
+	send_startup(s);
+	if (!msg_ok(&s->conn.out)) {
+		server_close(s, "startup packet too large");
+		return;
+	}
+	conn_want_read(&s->conn, true);
+	relay_flush_server(s);
+}
+
+/* --- login --- */
+
+static bool password_is_hashed(const char *pw)
+{
+	return pw != NULL && (md5_is_secret(pw) || strncmp(pw, "SCRAM-SHA-256$", 14) == 0);
+}
+
+/* One whole authentication request from the server. false: s was closed. */
+static bool login_auth(struct server *s, const uint8_t *body, size_t n)
+{
+	uint32_t code;
+	const uint8_t *data;
+	size_t dlen;
+	char err[200];
+	if (!msg_read_auth(body, n, &code, &data, &dlen)) {
+		server_close(s, "malformed authentication request");
+		return false;
+	}
+	switch (code) {
+	case 0:
+		return true;
+	case 3:
+		if (s->password == NULL || password_is_hashed(s->password)) {
+			server_close(s, "server asks for a cleartext password and no plaintext password is known");
+			return false;
+		}
+		msg_password(&s->conn.out, s->password, strlen(s->password) + 1);
+		return true;
+	case 5: {
+		char resp[MD5_SECRET_LEN + 1];
+		if (dlen < 4 || s->password == NULL || strncmp(s->password, "SCRAM-SHA-256$", 14) == 0 ||
+		    !md5_response(s->password, s->user, data, resp)) {
+			server_close(s, "server asks for md5 and no password or md5 secret is known");
+			return false;
+		}
+		msg_password(&s->conn.out, resp, strlen(resp) + 1);
+		return true;
+	}
+	case 10: {
+		bool has = false;
+		for (size_t i = 0; i < dlen;) {
+			const char *mech = (const char *)data + i;
+			size_t l = strnlen(mech, dlen - i);
+			if (l == 0)
+				break;
+			if (strcmp(mech, "SCRAM-SHA-256") == 0)
+				has = true;
+			i += l + 1;
+		}
+		if (!has) {
+			server_close(s, "server offers no SASL mechanism pgsluice supports");
+			return false;
+		}
+		if (s->scram == NULL) {
+			if (s->password == NULL || password_is_hashed(s->password)) {
+				server_close(s, "server asks for SCRAM and neither a plaintext password nor a client's "
+				                "SCRAM proof is known");
+				return false;
+			}
+			s->scram = scram_client_new(s->password);
+		}
+		char *first = s->scram ? scram_client_first(s->scram) : NULL;
+		if (first == NULL) {
+			server_close(s, "out of memory");
+			return false;
+		}
+		msg_sasl_initial(&s->conn.out, "SCRAM-SHA-256", first, strlen(first));
+		free(first);
+		return true;
+	}
+	case 11: {
+		char *fin = NULL;
+		if (s->scram == NULL ||
+		    !scram_client_final(s->scram, (const char *)data, dlen, &fin, err, sizeof(err))) {
+			server_close(s, "bad SCRAM server-first message");
+			return false;
+		}
+		msg_password(&s->conn.out, fin, strlen(fin));
+		free(fin);
+		return true;
+	}
+	case 12:
+		if (s->scram == NULL || !scram_client_verify(s->scram, (const char *)data, dlen, err, sizeof(err))) {
+			server_close(s, "server's SCRAM signature does not verify");
+			return false;
+		}
+		return true;
+	default:
+		snprintf(err, sizeof(err), "unsupported authentication request %u", code);
+		server_close(s, err);
+		return false;
+	}
+}
+
+static void login_done(struct server *s)
+{
+	log_server(s, LOG_DEBUG, "logged in, backend pid %u", s->backend_pid);
+	scram_client_free(s->scram);
+	s->scram = NULL;
+	pool_learn_params(s->pool, &s->params);
+	pthread_mutex_lock(&s->pool->lock);
+	s->pool->n_connecting--;
+	pthread_mutex_unlock(&s->pool->lock);
+	s->txn_status = 'I';
+	s->deadline = 0;
+	server_return_to_pool(s);
+}
+
+static void login_read(struct server *s)
+{
+	for (;;) {
+		struct buf *b = s->conn.in;
+		if (b == NULL || b->start == b->end)
+			return;
+		struct frame f;
+		enum frame_result r = frame_header(FRAME_FROM_SERVER, b->data + b->start, b->end - b->start, &f);
+		if (r == FRAME_NEED_MORE)
+			return;
+		if (r != FRAME_OK || frame_total(&f) > b->cap) {
+			server_close(s, "invalid message from server during login");
+			return;
+		}
+		if (b->end - b->start < frame_total(&f)) {
+			buf_compact(b);
+			return;
+		}
+		const uint8_t *body = b->data + b->start + 5;
+		size_t n = f.len - 4;
+		b->start += (uint32_t)frame_total(&f);
+		b->scan = b->start;
+		switch (f.type) {
+		case 'R':
+			if (!login_auth(s, body, n))
+				return;
+			relay_flush_server(s);
+			break;
+		case 'S': {
+			const char *name, *value;
+			if (msg_read_param_status(body, n, &name, &value))
+				params_set(&s->params, name, value);
+			break;
+		}
+		case 'K':
+			msg_read_backend_key(body, n, &s->backend_pid, &s->backend_key);
+			break;
+		case 'E': {
+			struct pg_error e;
+			if (!msg_read_error(body, n, &e)) {
+				server_close(s, "malformed error from server during login");
+				return;
+			}
+			/* Relay PostgreSQL's own words: the client sees 3D000 or 28P01
+			 * exactly as if it had connected directly. */
+			login_failed(s, "FATAL", e.sqlstate ? e.sqlstate : "08006",
+			             e.message ? e.message : "login failed", e.detail);
+			server_finish_close(s, "server refused login");
+			return;
+		}
+		case 'Z':
+			if (b->start == b->end)
+				buf_give_back(&s->worker->bufs, &s->conn.in);
+			login_done(s);
+			return;
+		default:
+			break; /* NoticeResponse, NegotiateProtocolVersion: nothing to do */
+		}
+	}
+}
+
+/* --- events --- */
+
+static void server_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	(void)fd;
+	(void)what;
+	switch (s->state) {
+	case SV_LOGIN: {
+		enum io_result r = conn_read(&s->conn, &s->worker->bufs);
+		if (r == IO_CLOSED || r == IO_ERROR) {
+			server_close(s, r == IO_CLOSED ? "server closed the connection during login"
+			                               : "read error during login");
+			return;
+		}
+		login_read(s);
+		return;
+	}
+	case SV_ACTIVE:
+	case SV_RESET:
+		relay_server_readable(s);
+		return;
+	default:
+		return;
+	}
+}
+
+static void server_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	(void)fd;
+	(void)what;
+	if (s->state == SV_CONNECTING) {
+		conn_want_write(&s->conn, false);
+		connected(s);
+		return;
+	}
+	relay_server_writable(s);
+}
+
+/* An idle server must never be readable: anything there is an unsolicited
+ * error or a FIN. Replace it now, before a client is handed a dead one. */
+static void server_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	(void)fd;
+	(void)what;
+	struct worker *w = worker_self();
+	if (!pool_take_idle(s->pool, s))
+		return; /* another worker took it a moment ago */
+	s->worker = w;
+	list_add_tail(&w->servers, &s->worker_node);
+	bool launch = pool_server_closed(s->pool, s);
+	struct pool *p = s->pool;
+	server_finish_close(s, "server closed or sent data while idle");
+	if (launch)
+		server_launch(p, w);
+}
+
+void server_arm_idle_watch(struct server *s, struct worker *w)
+{
+	if (conn_attach(&s->conn, w->base, server_idle_cb, server_write_cb, s))
+		conn_want_read(&s->conn, true);
+}
+
+void server_attach(struct server *s, struct worker *w)
+{
+	conn_detach(&s->conn);
+	s->worker = w;
+	conn_attach(&s->conn, w->base, server_read_cb, server_write_cb, s);
+	if (!list_linked(&s->worker_node))
+		list_add_tail(&w->servers, &s->worker_node);
+	conn_want_read(&s->conn, true);
+	s->linked_at = clock_now_usec();
+	s->n_uses++;
+}
+
+void server_return_to_pool(struct server *s)
+{
+	struct worker *w = s->worker;
+	s->deadline = 0;
+	if (s->conn.in != NULL && !buf_is_empty(s->conn.in)) {
+		server_close(s, "server sent data after its last ReadyForQuery");
+		return;
+	}
+	buf_give_back(&w->bufs, &s->conn.in);
+	s->conn.body_left = 0;
+	s->pending_rfq = s->internal_rfq = 0;
+	s->ext_unsynced = s->copy_in = s->copy_out = false;
+	s->reset_rollback_sent = s->reset_query_sent = s->failed_internal = false;
+	if (s->txn_status != 'I') {
+		server_close(s, "server not idle at release");
+		return;
+	}
+	conn_detach(&s->conn);
+	if (list_linked(&s->worker_node))
+		list_del(&s->worker_node);
+	bool close_it;
+	struct client *cl = pool_give(s->pool, s, w, &close_it);
+	if (close_it) {
+		list_add_tail(&w->servers, &s->worker_node);
+		server_close(s, "pool is above its size");
+		return;
+	}
+	if (cl == NULL)
+		return;
+	if (cl->worker == w) {
+		server_attach(s, w);
+		client_got_server(cl, s);
+		return;
+	}
+	struct worker_msg *m = worker_msg_new(WMSG_HANDOFF);
+	if (m == NULL) {
+		list_add_tail(&w->servers, &s->worker_node);
+		server_close(s, "out of memory");
+		return;
+	}
+	m->client = cl;
+	m->server = s;
+	worker_post(cl->worker, m);
+}
+
+bool server_send_internal(struct server *s, const char *sql)
+{
+	msg_query(&s->conn.out, sql);
+	if (!msg_ok(&s->conn.out))
+		return false;
+	s->internal_rfq++;
+	return true;
+}
+
+/* Decide the next reset step; called whenever a reset has nothing in flight. */
+void server_reset_step(struct server *s)
+{
+	if (s->pending_rfq > 0 || s->internal_rfq > 0 || s->cancels_in_flight > 0)
+		return;
+	if (s->failed_internal) {
+		server_close(s, "reset query failed");
+		return;
+	}
+	const struct config *cfg = s->worker->gen->cfg;
+	if (s->txn_status != 'I' && !s->reset_rollback_sent) {
+		s->reset_rollback_sent = true;
+		server_send_internal(s, "ROLLBACK");
+		relay_flush_server(s);
+		return;
+	}
+	bool session = s->pool->set->mode == POOL_MODE_SESSION;
+	if ((session || cfg->server_reset_query_always) && !s->reset_query_sent && cfg->server_reset_query != NULL &&
+	    cfg->server_reset_query[0] != '\0') {
+		s->reset_query_sent = true;
+		server_send_internal(s, cfg->server_reset_query);
+		relay_flush_server(s);
+		return;
+	}
+	server_return_to_pool(s);
+}
+
+void server_release(struct server *s, const char *why)
+{
+	struct client *cl = s->client;
+	s->client = NULL;
+	if (cl != NULL) {
+		cl->server = NULL;
+		/* Complete messages the client sent still go first. */
+		if (cl->conn.in != NULL && !conn_take_span(&s->conn, cl->conn.in)) {
+			server_close(s, "out of memory");
+			return;
+		}
+		if (cl->conn.body_left > 0 && !cl->conn.body_drop) {
+			/* Half a message is on its way to PostgreSQL: it cannot be completed. */
+			server_close(s, "client left in the middle of a message");
+			return;
+		}
+	}
+	server_set_state(s, SV_RESET);
+	log_server(s, LOG_DEBUG, "release: %s (pending=%d txn=%c)", why, s->pending_rfq, s->txn_status);
+	if (s->copy_in) {
+		msg_copy_fail(&s->conn.out, "client disconnected");
+		s->copy_in = false;
+	}
+	if (s->ext_unsynced) {
+		msg_sync(&s->conn.out);
+		s->pending_rfq++;
+		s->ext_unsynced = false;
+	}
+	if (!msg_ok(&s->conn.out)) {
+		server_close(s, "out of memory");
+		return;
+	}
+	if (s->pending_rfq > 0) {
+		/* A query may still run: cancel it so nothing is left running on
+		 * PostgreSQL for nobody, then drain its answers. */
+		server_send_cancel(s);
+		s->deadline = clock_now_usec() + DRAIN_TIMEOUT_USEC;
+	}
+	if (!relay_flush_server(s))
+		return;
+	server_reset_step(s);
+}
+
+void server_tick(struct worker *w, int64_t now)
+{
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &w->servers) {
+		struct server *s = container_of(it, struct server, worker_node);
+		if (s->deadline == 0 || now < s->deadline)
+			continue;
+		s->deadline = 0;
+		if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
+			server_close(s, "server_connect_timeout reached");
+		else if (s->state == SV_RESET)
+			server_close(s, "drain after a departed client took too long");
+	}
+}
+
+/* --- cancel requests --- */
+
+static void cancel_done(struct cancel_req *c)
+{
+	struct server *s = c->server;
+	if (c->ev != NULL)
+		event_free(c->ev);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (s != NULL) {
+		list_del(&c->server_node);
+		if (--s->cancels_in_flight == 0) {
+			if (s->state == SV_RESET)
+				server_reset_step(s);
+			else if (s->state == SV_ACTIVE)
+				relay_check_release(s);
+		}
+	}
+	free(c);
+}
+
+static void cancel_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cancel_req *c = arg;
+	if (what & EV_TIMEOUT) {
+		cancel_done(c);
+		return;
+	}
+	if (!c->connected) {
+		int soerr = 0;
+		socklen_t len = sizeof(soerr);
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+		if (soerr != 0) {
+			cancel_done(c);
+			return;
+		}
+		c->connected = true;
+	}
+	if (c->sent < sizeof(c->pkt)) {
+		ssize_t w = send(fd, c->pkt + c->sent, sizeof(c->pkt) - c->sent, MSG_NOSIGNAL);
+		if (w < 0 && errno != EAGAIN) {
+			cancel_done(c);
+			return;
+		}
+		if (w > 0)
+			c->sent += (size_t)w;
+		if (c->sent == sizeof(c->pkt)) {
+			/* PostgreSQL closes the connection once the signal is sent: wait for that. */
+			struct timeval tv = { CANCEL_TIMEOUT_SEC, 0 };
+			event_del(c->ev);
+			event_assign(c->ev, event_get_base(c->ev), fd, EV_READ | EV_PERSIST, cancel_cb, c);
+			event_add(c->ev, &tv);
+		}
+		return;
+	}
+	char tmp[64];
+	ssize_t r = recv(fd, tmp, sizeof(tmp), 0);
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+		cancel_done(c);
+}
+
+void server_send_cancel(struct server *s)
+{
+	char err[128];
+	if (s->backend_pid == 0)
+		return;
+	struct cancel_req *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return;
+	c->fd = open_socket_to(&s->addr, s->addr_len, err, sizeof(err));
+	if (c->fd < 0) {
+		log_server(s, LOG_WARNING, "cannot send cancel request: %s", err);
+		free(c);
+		return;
+	}
+	struct msgbuf m;
+	msgbuf_init(&m, 64);
+	msg_cancel_request(&m, s->backend_pid, s->backend_key);
+	if (!msg_ok(&m) || m.len != sizeof(c->pkt)) {
+		msgbuf_free(&m);
+		close(c->fd);
+		free(c);
+		return;
+	}
+	memcpy(c->pkt, m.data, sizeof(c->pkt));
+	msgbuf_free(&m);
+	c->ev = event_new(s->worker->base, c->fd, EV_WRITE | EV_PERSIST, cancel_cb, c);
+	struct timeval tv = { CANCEL_TIMEOUT_SEC, 0 };
+	if (c->ev == NULL || event_add(c->ev, &tv) < 0) {
+		if (c->ev)
+			event_free(c->ev);
+		close(c->fd);
+		free(c);
+		return;
+	}
+	c->server = s;
+	list_add_tail(&s->cancels, &c->server_node);
+	s->cancels_in_flight++;
+	log_server(s, LOG_DEBUG, "cancel request sent to backend %u", s->backend_pid);
+}

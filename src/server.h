@@ -1,0 +1,127 @@
+/* server.h — one connection to PostgreSQL and its state machine:
+ * connecting → login → idle ⇄ active → reset → idle, or closing from anywhere.
+ * Owns: its socket (struct conn), its copies of the connect target, the
+ *       ParameterStatus values it reported, its BackendKeyData.
+ * Exports: server_launch(), server_link_attach(), server_release(),
+ *          server_close(), the relay hooks in relay.c.
+ * Never: is touched by two threads at once: while idle it belongs to its
+ *        pool (pool.lock), otherwise to the worker it is attached to. */
+#ifndef PGS_SERVER_H
+#define PGS_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "log.h"
+#include "util/list.h"
+#include "util/params.h"
+#include "util/str.h"
+
+struct pool;
+struct client;
+struct worker;
+struct scram_client;
+
+enum server_state {
+	SV_CONNECTING, /* TCP connect in progress */
+	SV_LOGIN,      /* startup and authentication */
+	SV_IDLE,       /* in its pool's idle list; watched for death */
+	SV_ACTIVE,     /* linked to a client */
+	SV_RESET,      /* unlinked: draining what a departed client left, then ROLLBACK / reset query */
+	SV_CLOSED,
+};
+
+struct server {
+	uint64_t id;
+	enum server_state state;   /* changed only by server_set_state() (idle moves: pool.c, under pool.lock) */
+	struct conn conn;
+	struct worker *worker;     /* the worker whose base the events are on */
+	struct pool *pool;         /* borrowed; pools live as long as the process */
+	struct client *client;     /* linked client (borrowed), while ACTIVE */
+	struct list worker_node;   /* worker->servers while not idle */
+	struct list pool_node;     /* pool->idle while idle; guarded by pool.lock */
+
+	/* connect target, copied from the pool's settings at launch */
+	char *host;                /* the host this connection went to */
+	int port;
+	char *dbname, *user, *password;
+	struct params startup;     /* GUCs sent in the StartupMessage */
+	struct scram_client *scram;
+	int64_t deadline;          /* connect/login/drain deadline (monotonic usec), 0: none; checked by the worker tick */
+	struct sockaddr_storage addr; /* where it connected, for cancel requests */
+	socklen_t addr_len;
+	char *last_error;          /* the server's error during login or one of our own queries (owned) */
+	char *last_sqlstate;
+	char *last_detail;
+
+	/* what PostgreSQL told us */
+	uint32_t backend_pid, backend_key;
+	struct params params;      /* current ParameterStatus values */
+	char txn_status;           /* of the last ReadyForQuery: 'I', 'T' or 'E' */
+
+	/* protocol accounting while linked or draining */
+	int pending_rfq;           /* client Sync/Query/FunctionCall not yet answered by ReadyForQuery */
+	int internal_rfq;          /* our own queries (SET, ROLLBACK, reset) not yet answered */
+	bool ext_unsynced;         /* extended-protocol messages since the last Sync */
+	bool copy_in, copy_out;
+	bool saw_fatal;            /* a FATAL went to the client: its close is explained */
+	bool login_error_sent;
+	bool reset_rollback_sent, reset_query_sent;
+	bool failed_internal;      /* one of our own queries failed */
+	int cancels_in_flight;     /* cancel requests sent and not yet finished */
+	bool release_when_cancelled;
+	struct list cancels;       /* struct cancel_req (server_node) */
+
+	int64_t created_at, idle_since, linked_at, lifetime_usec; /* monotonic usec */
+	uint64_t n_uses;
+};
+
+#define log_server(s, level, fmt, ...) \
+	log_msg(level, "S-%llu %s: " fmt, (unsigned long long)(s)->id, server_pool_name(s), ##__VA_ARGS__)
+
+const char *server_pool_name(const struct server *s);
+
+/* Start a new connection for pool p on worker w (the caller has counted it
+ * in the pool). Failures are reported to the pool like a failed login. */
+void server_launch(struct pool *p, struct worker *w);
+
+/* A server just linked to a client on worker w by pool_checkout() or a
+ * hand-off: take its events onto w's base. */
+void server_attach(struct server *s, struct worker *w);
+
+/* The linked client is done with s (transaction end, or client gone):
+ * reset what must be reset and return it to the pool, or close it. */
+void server_release(struct server *s, const char *why);
+
+/* Close and count it out of its pool; safe in any state on its own worker. */
+void server_close(struct server *s, const char *reason);
+/* Close an idle server that pool.c has already removed from the idle list,
+ * from any thread (the janitor). */
+void server_close_detached(struct server *s, const char *reason);
+
+/* Put s's read event on w's base with the idle-death callback (pool.c,
+ * under the pool lock, before s becomes visible on the idle list). */
+void server_arm_idle_watch(struct server *s, struct worker *w);
+/* The login to PostgreSQL finished, or a reset did: give s to its pool. */
+void server_return_to_pool(struct server *s);
+
+/* Continue a reset when nothing is in flight any more. */
+void server_reset_step(struct server *s);
+
+void server_set_state(struct server *s, enum server_state to);
+void server_free(struct server *s);
+
+/* Queue one of our own simple queries (SET, ROLLBACK, reset); its
+ * responses are swallowed. */
+bool server_send_internal(struct server *s, const char *sql);
+
+/* Worker tick: connect, login and drain deadlines. */
+void server_tick(struct worker *w, int64_t now);
+
+/* Open a CancelRequest connection to PostgreSQL for s's backend. */
+void server_send_cancel(struct server *s);
+
+#endif

@@ -1,0 +1,248 @@
+/* worker.c — the event-loop threads. Other threads talk to a worker only
+ * through its inbox: a locked list plus a libevent user event made active
+ * from the sender's thread, which wakes the loop. */
+#include "worker.h"
+
+#include <event2/listener.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "pool.h"
+#include "runtime.h"
+#include "server.h"
+#include "util/clock.h"
+
+#define WORKER_TICK_USEC 100000 /* timeouts are checked at this granularity */
+
+static _Thread_local struct worker *self;
+
+struct worker *worker_self(void)
+{
+	return self;
+}
+
+struct worker_msg *worker_msg_new(enum worker_msg_kind kind)
+{
+	struct worker_msg *m = calloc(1, sizeof(*m));
+	if (m != NULL) {
+		m->kind = kind;
+		list_init(&m->node);
+	}
+	return m;
+}
+
+void worker_msg_free(struct worker_msg *m)
+{
+	if (m == NULL)
+		return;
+	free(m->sqlstate);
+	free(m->message);
+	free(m->detail);
+	free(m->severity);
+	free(m);
+}
+
+void worker_post(struct worker *w, struct worker_msg *m)
+{
+	pthread_mutex_lock(&w->inbox_lock);
+	list_add_tail(&w->inbox, &m->node);
+	pthread_mutex_unlock(&w->inbox_lock);
+	event_active(w->inbox_ev, EV_READ, 0);
+}
+
+void worker_reap_client(struct worker *w, struct client *cl)
+{
+	if (list_linked(&cl->wait_node))
+		return; /* already queued for freeing */
+	list_add_tail(&w->reap_clients, &cl->wait_node);
+	event_active(w->reap_ev, EV_READ, 0);
+}
+
+void worker_reap_server(struct worker *w, struct server *s)
+{
+	if (list_linked(&s->pool_node))
+		list_del(&s->pool_node);
+	list_add_tail(&w->reap_servers, &s->pool_node);
+	event_active(w->reap_ev, EV_READ, 0);
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct list *n;
+	(void)fd;
+	(void)what;
+	while ((n = list_pop_head(&w->reap_clients)) != NULL)
+		client_free(container_of(n, struct client, wait_node));
+	while ((n = list_pop_head(&w->reap_servers)) != NULL)
+		server_free(container_of(n, struct server, pool_node));
+}
+
+static void handle_msg(struct worker *w, struct worker_msg *m)
+{
+	switch (m->kind) {
+	case WMSG_HANDOFF: {
+		struct client *cl = m->client;
+		struct server *s = m->server;
+		pool_handoffs_pending(cl->pool, cl, -1);
+		server_attach(s, w);
+		if (cl->closing) {
+			s->client = cl;
+			cl->server = s;
+			server_release(s, "client left while a server was on its way");
+			worker_reap_client(w, cl);
+		} else {
+			client_got_server(cl, s);
+		}
+		break;
+	}
+	case WMSG_LOGIN_FAIL: {
+		struct client *cl = m->client;
+		pool_handoffs_pending(cl->pool, cl, -1);
+		if (cl->closing)
+			worker_reap_client(w, cl);
+		else
+			client_fail_wait(cl, m->severity, m->sqlstate, m->message, m->detail);
+		break;
+	}
+	case WMSG_CANCEL:
+		client_handle_cancel(w, m->pid, m->key);
+		break;
+	case WMSG_CONFIG: {
+		struct cfg_gen *old = w->gen;
+		w->gen = m->gen;
+		m->gen = NULL;
+		runtime_gen_release(old);
+		break;
+	}
+	case WMSG_SHUTDOWN:
+		w->shutting_down = true;
+		for (int i = 0; i < w->n_listeners; i++)
+			evconnlistener_disable(w->listeners[i]);
+		break;
+	case WMSG_LAUNCH:
+		server_launch(m->pool, w);
+		break;
+	case WMSG_STOP:
+		event_base_loopbreak(w->base);
+		break;
+	}
+}
+
+static void inbox_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct list batch;
+	(void)fd;
+	(void)what;
+	list_init(&batch);
+	pthread_mutex_lock(&w->inbox_lock);
+	if (!list_empty(&w->inbox)) {
+		batch.next = w->inbox.next;
+		batch.prev = w->inbox.prev;
+		batch.next->prev = &batch;
+		batch.prev->next = &batch;
+		list_init(&w->inbox);
+	}
+	pthread_mutex_unlock(&w->inbox_lock);
+	struct list *n;
+	while ((n = list_pop_head(&batch)) != NULL) {
+		struct worker_msg *m = container_of(n, struct worker_msg, node);
+		handle_msg(w, m);
+		if (m->gen != NULL)
+			runtime_gen_release(m->gen);
+		worker_msg_free(m);
+	}
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)fd;
+	(void)what;
+	int64_t now = clock_now_usec();
+	client_tick(w, now);
+	server_tick(w, now);
+}
+
+bool worker_init(struct worker *w, int id, struct cfg_gen *gen)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->gen = gen;
+	pthread_mutex_init(&w->inbox_lock, NULL);
+	list_init(&w->inbox);
+	list_init(&w->clients);
+	list_init(&w->servers);
+	list_init(&w->reap_clients);
+	list_init(&w->reap_servers);
+	w->base = event_base_new();
+	if (w->base == NULL)
+		return false;
+	w->inbox_ev = event_new(w->base, -1, EV_PERSIST, inbox_cb, w);
+	w->reap_ev = event_new(w->base, -1, EV_PERSIST, reap_cb, w);
+	w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
+	if (w->inbox_ev == NULL || w->reap_ev == NULL || w->tick_ev == NULL)
+		return false;
+	struct timeval tv = { 0, WORKER_TICK_USEC };
+	event_add(w->tick_ev, &tv);
+	return true;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	self = w;
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+bool worker_start(struct worker *w)
+{
+	return pthread_create(&w->thread, NULL, worker_main, w) == 0;
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+}
+
+void worker_destroy(struct worker *w)
+{
+	struct list *n, *tmp;
+	self = w;
+	list_for_each_safe(n, tmp, &w->clients) {
+		struct client *cl = container_of(n, struct client, worker_node);
+		if (!cl->closing)
+			client_close(cl, "pooler stopping");
+	}
+	list_for_each_safe(n, tmp, &w->servers) {
+		struct server *s = container_of(n, struct server, worker_node);
+		list_del(&s->worker_node);
+		server_set_state(s, SV_CLOSED);
+		worker_reap_server(w, s);
+	}
+	reap_cb(-1, 0, w);
+	/* Clients whose hand-off never arrived. */
+	list_for_each_safe(n, tmp, &w->clients) client_free(container_of(n, struct client, worker_node));
+	for (int i = 0; i < w->n_listeners; i++)
+		evconnlistener_free(w->listeners[i]);
+	free(w->listeners);
+	struct list *m;
+	while ((m = list_pop_head(&w->inbox)) != NULL) {
+		struct worker_msg *msg = container_of(m, struct worker_msg, node);
+		if (msg->gen)
+			runtime_gen_release(msg->gen);
+		worker_msg_free(msg);
+	}
+	event_free(w->inbox_ev);
+	event_free(w->reap_ev);
+	event_free(w->tick_ev);
+	buf_pool_destroy(&w->bufs);
+	event_base_free(w->base);
+	runtime_gen_release(w->gen);
+	pthread_mutex_destroy(&w->inbox_lock);
+	self = NULL;
+}

@@ -1,0 +1,87 @@
+/* worker.h — one thread, one event loop, and the connections it owns.
+ * Owns: its event_base, its clients, the servers doing I/O on it, its
+ *       buffer free list, its inbox of messages from other threads.
+ * Exports: worker_start/stop, worker_post() (thread-safe hand-offs),
+ *          worker_reap_*() for "free after the event batch", worker_self().
+ * Never: touches another worker's connections except through worker_post()
+ *        (and event_del on an idle server, which libevent makes thread-safe). */
+#ifndef PGS_WORKER_H
+#define PGS_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+#include "util/list.h"
+
+struct client;
+struct server;
+struct cfg_gen;
+struct pool;
+struct evconnlistener;
+
+enum worker_msg_kind {
+	WMSG_HANDOFF,     /* a server linked to one of our clients by another thread */
+	WMSG_LOGIN_FAIL,  /* the pool could not get a server for one of our waiting clients */
+	WMSG_CANCEL,      /* a CancelRequest whose key says it is for one of our clients */
+	WMSG_CONFIG,      /* a new configuration generation */
+	WMSG_SHUTDOWN,    /* stop accepting; close idle clients */
+	WMSG_STOP,        /* leave the loop */
+	WMSG_LAUNCH,      /* open one server connection for pool (already counted in it) */
+};
+
+struct worker_msg {
+	struct list node;
+	enum worker_msg_kind kind;
+	struct client *client; /* HANDOFF, LOGIN_FAIL: has a pending hand-off, not freed before this arrives */
+	struct server *server; /* HANDOFF */
+	uint32_t pid, key;     /* CANCEL */
+	struct cfg_gen *gen;   /* CONFIG: a reference for the worker */
+	struct pool *pool;     /* LAUNCH */
+	char *sqlstate;        /* LOGIN_FAIL, owned */
+	char *message;         /* LOGIN_FAIL, owned */
+	char *detail;          /* LOGIN_FAIL, owned, may be NULL */
+	char *severity;        /* LOGIN_FAIL, owned, "FATAL" or "ERROR" */
+};
+
+struct worker {
+	int id;
+	pthread_t thread;
+	struct event_base *base;       /* owned */
+	struct event *inbox_ev;        /* owned; activated from other threads */
+	struct event *reap_ev;         /* owned; frees the reap list after the current batch */
+	struct event *tick_ev;         /* owned; janitor tick for this worker's clients and servers */
+	pthread_mutex_t inbox_lock;    /* guards inbox only; a leaf lock */
+	struct list inbox;             /* of struct worker_msg */
+	struct list clients;           /* every client of this worker (client.worker_node) */
+	struct list servers;           /* servers owned by this worker and not idle in a pool (server.worker_node) */
+	struct list reap_clients;      /* closed, freed by reap_ev */
+	struct list reap_servers;
+	struct buf_pool bufs;
+	struct cfg_gen *gen;           /* reference to the generation this worker uses */
+	struct evconnlistener **listeners; /* owned */
+	int n_listeners;
+	bool shutting_down;
+	uint64_t counter;              /* for ids in log lines */
+};
+
+/* The worker running on this thread (NULL on the main thread). */
+struct worker *worker_self(void);
+
+bool worker_init(struct worker *w, int id, struct cfg_gen *gen);
+bool worker_start(struct worker *w);
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+
+/* Thread-safe: queue msg (malloc'd, owned by the inbox) for w. */
+void worker_post(struct worker *w, struct worker_msg *msg);
+struct worker_msg *worker_msg_new(enum worker_msg_kind kind);
+void worker_msg_free(struct worker_msg *m);
+
+void worker_reap_client(struct worker *w, struct client *cl);
+void worker_reap_server(struct worker *w, struct server *s);
+
+#endif

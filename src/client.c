@@ -226,6 +226,13 @@ void client_login_server_ready(struct client *cl)
 		             s->last_error ? s->last_error : "invalid startup parameter", NULL);
 		return;
 	}
+	/* The server's spelling wins (client_encoding 'utf8' is reported as
+	 * 'UTF8'), as it would on a direct connection. */
+	for (int i = 0; i < cl->tracked.n; i++) {
+		const char *v = params_get(&s->params, cl->tracked.items[i].name);
+		if (v != NULL)
+			params_set(&cl->tracked, cl->tracked.items[i].name, v);
+	}
 	bool session = cl->pool->set->mode == POOL_MODE_SESSION;
 	/* In session mode the client sees its backend's real pid, so
 	 * pg_backend_pid() and NOTIFY agree; the secret stays ours. */

@@ -518,10 +518,7 @@ static void key_format(const struct config *c, const struct config_key *k, char 
 		return;
 	case CFG_DURATION:
 	case CFG_DURATION_MS:
-		if (k->type == CFG_DURATION_MS && *(const pgs_usec_t *)p == 0)
-			str_lcopy(buf, "0", size);
-		else
-			str_format_duration(*(const pgs_usec_t *)p, buf, size);
+		str_format_duration(*(const pgs_usec_t *)p, buf, size);
 		return;
 	case CFG_POOL_MODE:
 		str_lcopy(buf, config_pool_mode_name(*(const enum pool_mode *)p), size);
@@ -1223,14 +1220,11 @@ static void parse_connstr(struct load_ctx *x, const struct entry_key *table, con
 				*out++ = *s++;
 			}
 		}
-		/* out never passes s, so the terminator cannot clobber unread text
-		 * except the separator we are standing on. */
-		bool more = *s != '\0';
+		/* s stands on the separator or the end; decoding only shrinks,
+		 * so the terminator lands at or before it. */
+		char *next = *s != '\0' ? s + 1 : s;
 		*out = '\0';
-		if (more && out == s)
-			s++;
-		else if (more)
-			s++;
+		s = next;
 		entry_set(x, table, what, target, key, val);
 	}
 }
@@ -1341,6 +1335,9 @@ static int cfg_handler(void *user, const char *section, const char *unused_name,
 	char *eq = strchr(x->cur, '=');
 	char *name, *value, *sect;
 	char sect_buf[128];
+
+	(void)unused_name;
+	(void)unused_value;
 
 	*eq = '\0';
 	name = trim(x->cur);

@@ -131,6 +131,11 @@ typedef void (*config_report_fn)(void *arg, enum config_severity sev, const char
 struct config *config_load(const char *path, config_report_fn report, void *arg);
 void config_free(struct config *c);
 
+/* A deep copy of C. Admin SET changes a copy with config_set() and
+ * publishes it as the next generation, so a loaded one is never modified.
+ * NULL on out of memory. */
+struct config *config_copy(const struct config *c);
+
 /* Exact match first, then the "*" fallback; NULL if neither. */
 const struct db_config *config_find_db(const struct config *c, const char *name);
 const struct user_config *config_find_user(const struct config *c, const char *name);

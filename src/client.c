@@ -204,6 +204,8 @@ static void authenticated(struct client *cl)
 		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
 		return;
 	}
+	if (cl->have_scram_keys)
+		pool_learn_scram_keys(cl->pool, cl->scram_client_key, cl->scram_server_key);
 	struct params pp = PARAMS_INIT;
 	if (cl->pool->set->mode == POOL_MODE_TRANSACTION && can_login_without_server(cl, &pp)) {
 		send_params_and_ready(cl, &pp, cl->cancel_pid);
@@ -486,12 +488,14 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 		free(fin);
 		uint8_t ck[SCRAM_KEY_LEN];
 		struct scram_secret sec;
-		bool have_keys = scram_server_client_key(cl->scram, ck) && scram_parse_secret(cl->secret, &sec);
-		authenticated(cl);
 		/* With the client's key, pgsluice can log in to a server holding the
 		 * same secret without knowing the password. */
-		if (have_keys && cl->pool != NULL)
-			pool_learn_scram_keys(cl->pool, ck, sec.server_key);
+		if (scram_server_client_key(cl->scram, ck) && scram_parse_secret(cl->secret, &sec)) {
+			memcpy(cl->scram_client_key, ck, sizeof(ck));
+			memcpy(cl->scram_server_key, sec.server_key, sizeof(sec.server_key));
+			cl->have_scram_keys = true;
+		}
+		authenticated(cl);
 		return;
 	}
 	client_fatal(cl, "08P01", "pgsluice: unexpected message during authentication", NULL);

@@ -60,6 +60,8 @@ struct client {
 	char *secret;              /* the auth_file secret used for this login (owned) */
 	struct scram_server *scram;
 	int auth_step;
+	bool have_scram_keys;      /* recovered from the client's SCRAM proof */
+	uint8_t scram_client_key[32], scram_server_key[32];
 
 	int64_t connected_at, state_since, last_activity; /* monotonic usec */
 	int64_t wait_deadline;     /* 0: none */

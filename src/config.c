@@ -46,17 +46,17 @@ enum cfg_type {
 #define NO_STORE ((size_t)-1)
 #define OFF(f) offsetof(struct config, f)
 
-#define MS(n) ((long long)(n) * PGS_USEC_PER_MS)
-#define SEC(n) ((long long)(n) * PGS_USEC_PER_SEC)
-#define MINUTES(n) SEC((n) * 60LL)
-#define HOURS(n) SEC((n) * 3600LL)
-#define DAYS(n) SEC((n) * 86400LL)
+#define MS(n) ((long long)(n)*PGS_USEC_PER_MS)
+#define SEC(n) ((long long)(n)*PGS_USEC_PER_SEC)
+#define MINUTES(n) SEC((n)*60LL)
+#define HOURS(n) SEC((n)*3600LL)
+#define DAYS(n) SEC((n)*86400LL)
 
 struct config_key {
 	const char *name;
 	enum cfg_type type;
-	size_t off;       /* offsetof in struct config, or NO_STORE */
-	const char *def;  /* the only place a default is written; NULL = unset */
+	size_t off;         /* offsetof in struct config, or NO_STORE */
+	const char *def;    /* the only place a default is written; NULL = unset */
 	long long min, max; /* in the stored unit: microseconds for durations */
 	unsigned flags;
 	const char *note; /* for accepted-only keys: what the user should know */
@@ -65,138 +65,142 @@ struct config_key {
 /* Defaults are written in the form SHOW CONFIG prints them, so a fresh
  * load shows exactly the default text for every key. */
 static const struct config_key keys[] = {
-	/* where clients connect */
-	{ "listen_addr", CFG_STRING, OFF(listen_addr), "127.0.0.1", 0, 0, CFG_RESTART, NULL },
-	{ "listen_port", CFG_INT, OFF(listen_port), "6432", 1, 65535, CFG_RESTART, NULL },
-	{ "unix_socket_dir", CFG_STRING, OFF(unix_socket_dir), "/tmp", 0, 0, CFG_RESTART, NULL },
-	{ "unix_socket_mode", CFG_OCTAL, OFF(unix_socket_mode), "0777", 0, 0777, CFG_RESTART, NULL },
-	{ "workers", CFG_INT, OFF(workers), "0", 0, 1024, CFG_RESTART, NULL },
-	{ "http_addr", CFG_STRING, OFF(http_addr), "127.0.0.1", 0, 0, CFG_RESTART, NULL },
-	{ "http_port", CFG_INT, OFF(http_port), "9127", 0, 65535, CFG_RESTART, NULL },
-	{ "health_max_wait", CFG_DURATION, OFF(health_max_wait), "1s", MS(1), HOURS(1), CFG_RELOAD, NULL },
+    /* where clients connect */
+    {"listen_addr", CFG_STRING, OFF(listen_addr), "127.0.0.1", 0, 0, CFG_RESTART, NULL},
+    {"listen_port", CFG_INT, OFF(listen_port), "6432", 1, 65535, CFG_RESTART, NULL},
+    {"unix_socket_dir", CFG_STRING, OFF(unix_socket_dir), "/tmp", 0, 0, CFG_RESTART, NULL},
+    {"unix_socket_mode", CFG_OCTAL, OFF(unix_socket_mode), "0777", 0, 0777, CFG_RESTART, NULL},
+    {"workers", CFG_INT, OFF(workers), "0", 0, 1024, CFG_RESTART, NULL},
+    {"http_addr", CFG_STRING, OFF(http_addr), "127.0.0.1", 0, 0, CFG_RESTART, NULL},
+    {"http_port", CFG_INT, OFF(http_port), "9127", 0, 65535, CFG_RESTART, NULL},
+    {"health_max_wait", CFG_DURATION, OFF(health_max_wait), "1s", MS(1), HOURS(1), CFG_RELOAD, NULL},
 
-	/* who may connect */
-	{ "auth_type", CFG_AUTH_TYPE, OFF(auth_type), "md5", 0, 0, CFG_RELOAD, NULL },
-	{ "auth_file", CFG_STRING, OFF(auth_file), NULL, 0, 0, CFG_RELOAD, NULL },
-	{ "admin_users", CFG_STRING, OFF(admin_users), NULL, 0, 0, CFG_RELOAD, NULL },
-	{ "stats_users", CFG_STRING, OFF(stats_users), NULL, 0, 0, CFG_RELOAD, NULL },
-	{ "ignore_startup_parameters", CFG_STRING, OFF(ignore_startup_parameters), NULL, 0, 0, CFG_RELOAD, NULL },
+    /* who may connect */
+    {"auth_type", CFG_AUTH_TYPE, OFF(auth_type), "md5", 0, 0, CFG_RELOAD, NULL},
+    {"auth_file", CFG_STRING, OFF(auth_file), NULL, 0, 0, CFG_RELOAD, NULL},
+    {"admin_users", CFG_STRING, OFF(admin_users), NULL, 0, 0, CFG_RELOAD, NULL},
+    {"stats_users", CFG_STRING, OFF(stats_users), NULL, 0, 0, CFG_RELOAD, NULL},
+    {"ignore_startup_parameters", CFG_STRING, OFF(ignore_startup_parameters), NULL, 0, 0, CFG_RELOAD, NULL},
 
-	/* pool sizing */
-	{ "pool_mode", CFG_POOL_MODE, OFF(pool_mode), "session", 0, 0, CFG_RELOAD, NULL },
-	{ "default_pool_size", CFG_INT, OFF(default_pool_size), "20", 1, 10000, CFG_RELOAD, NULL },
-	{ "min_pool_size", CFG_INT, OFF(min_pool_size), "0", 0, 10000, CFG_RELOAD, NULL },
-	{ "reserve_pool_size", CFG_INT, OFF(reserve_pool_size), "0", 0, 10000, CFG_RELOAD, NULL },
-	{ "reserve_pool_timeout", CFG_DURATION, OFF(reserve_pool_timeout), "5s", 0, DAYS(1), CFG_RELOAD, NULL },
-	{ "max_client_conn", CFG_INT, OFF(max_client_conn), "100", 1, 1000000, CFG_RELOAD, NULL },
-	{ "max_db_connections", CFG_INT, OFF(max_db_connections), "0", 0, 1000000, CFG_RELOAD, NULL },
-	{ "max_user_connections", CFG_INT, OFF(max_user_connections), "0", 0, 1000000, CFG_RELOAD, NULL },
-	{ "max_waiting_clients", CFG_INT, OFF(max_waiting_clients), "0", 0, 1000000, CFG_RELOAD, NULL },
-	{ "max_prepared_statements", CFG_INT, OFF(max_prepared_statements), "0", 0, 100000, CFG_RELOAD, NULL },
+    /* pool sizing */
+    {"pool_mode", CFG_POOL_MODE, OFF(pool_mode), "session", 0, 0, CFG_RELOAD, NULL},
+    {"default_pool_size", CFG_INT, OFF(default_pool_size), "20", 1, 10000, CFG_RELOAD, NULL},
+    {"min_pool_size", CFG_INT, OFF(min_pool_size), "0", 0, 10000, CFG_RELOAD, NULL},
+    {"reserve_pool_size", CFG_INT, OFF(reserve_pool_size), "0", 0, 10000, CFG_RELOAD, NULL},
+    {"reserve_pool_timeout", CFG_DURATION, OFF(reserve_pool_timeout), "5s", 0, DAYS(1), CFG_RELOAD, NULL},
+    {"max_client_conn", CFG_INT, OFF(max_client_conn), "100", 1, 1000000, CFG_RELOAD, NULL},
+    {"max_db_connections", CFG_INT, OFF(max_db_connections), "0", 0, 1000000, CFG_RELOAD, NULL},
+    {"max_user_connections", CFG_INT, OFF(max_user_connections), "0", 0, 1000000, CFG_RELOAD, NULL},
+    {"max_waiting_clients", CFG_INT, OFF(max_waiting_clients), "0", 0, 1000000, CFG_RELOAD, NULL},
+    {"max_prepared_statements", CFG_INT, OFF(max_prepared_statements), "0", 0, 100000, CFG_RELOAD, NULL},
 
-	/* server connections */
-	{ "server_reset_query", CFG_STRING, OFF(server_reset_query), "DISCARD ALL", 0, 0, CFG_RELOAD, NULL },
-	{ "server_reset_query_always", CFG_BOOL, OFF(server_reset_query_always), "0", 0, 0, CFG_RELOAD, NULL },
-	{ "server_check_query", CFG_STRING, OFF(server_check_query), "select 1", 0, 0, CFG_RELOAD, NULL },
-	{ "server_check_delay", CFG_DURATION, OFF(server_check_delay), "30s", 0, DAYS(1), CFG_RELOAD, NULL },
-	/* Zero would fail every check at once and close every server. */
-	{ "server_check_timeout", CFG_DURATION, OFF(server_check_timeout), "1s", MS(1), MINUTES(10), CFG_RELOAD, NULL },
-	{ "server_lifetime", CFG_DURATION, OFF(server_lifetime), "3600s", 0, DAYS(365), CFG_RELOAD, NULL },
-	{ "server_lifetime_jitter", CFG_PERCENT, OFF(server_lifetime_jitter), "10%", 0, 100, CFG_RELOAD, NULL },
-	{ "server_idle_timeout", CFG_DURATION, OFF(server_idle_timeout), "600s", 0, DAYS(365), CFG_RELOAD, NULL },
-	{ "server_connect_timeout", CFG_DURATION, OFF(server_connect_timeout), "15s", MS(1), HOURS(1), CFG_RELOAD, NULL },
-	{ "server_login_retry", CFG_DURATION, OFF(server_login_retry), "15s", 0, HOURS(1), CFG_RELOAD, NULL },
-	{ "server_connect_concurrency", CFG_INT, OFF(server_connect_concurrency), "4", 1, 1000, CFG_RELOAD, NULL },
+    /* server connections */
+    {"server_reset_query", CFG_STRING, OFF(server_reset_query), "DISCARD ALL", 0, 0, CFG_RELOAD, NULL},
+    {"server_reset_query_always", CFG_BOOL, OFF(server_reset_query_always), "0", 0, 0, CFG_RELOAD, NULL},
+    {"server_check_query", CFG_STRING, OFF(server_check_query), "select 1", 0, 0, CFG_RELOAD, NULL},
+    {"server_check_delay", CFG_DURATION, OFF(server_check_delay), "30s", 0, DAYS(1), CFG_RELOAD, NULL},
+    /* Zero would fail every check at once and close every server. */
+    {"server_check_timeout", CFG_DURATION, OFF(server_check_timeout), "1s", MS(1), MINUTES(10), CFG_RELOAD,
+     NULL},
+    {"server_lifetime", CFG_DURATION, OFF(server_lifetime), "3600s", 0, DAYS(365), CFG_RELOAD, NULL},
+    {"server_lifetime_jitter", CFG_PERCENT, OFF(server_lifetime_jitter), "10%", 0, 100, CFG_RELOAD, NULL},
+    {"server_idle_timeout", CFG_DURATION, OFF(server_idle_timeout), "600s", 0, DAYS(365), CFG_RELOAD, NULL},
+    {"server_connect_timeout", CFG_DURATION, OFF(server_connect_timeout), "15s", MS(1), HOURS(1), CFG_RELOAD,
+     NULL},
+    {"server_login_retry", CFG_DURATION, OFF(server_login_retry), "15s", 0, HOURS(1), CFG_RELOAD, NULL},
+    {"server_connect_concurrency", CFG_INT, OFF(server_connect_concurrency), "4", 1, 1000, CFG_RELOAD, NULL},
 
-	/* client timeouts */
-	{ "query_timeout", CFG_DURATION, OFF(query_timeout), "0", 0, DAYS(365), CFG_RELOAD, NULL },
-	{ "query_wait_timeout", CFG_DURATION, OFF(query_wait_timeout), "120s", 0, DAYS(365), CFG_RELOAD, NULL },
-	{ "client_idle_timeout", CFG_DURATION, OFF(client_idle_timeout), "0", 0, DAYS(365), CFG_RELOAD, NULL },
-	{ "client_login_timeout", CFG_DURATION, OFF(client_login_timeout), "60s", 0, DAYS(1), CFG_RELOAD, NULL },
-	{ "idle_transaction_timeout", CFG_DURATION, OFF(idle_transaction_timeout), "0", 0, DAYS(365), CFG_RELOAD, NULL },
-	{ "leak_warn_timeout", CFG_DURATION, OFF(leak_warn_timeout), "10s", 0, DAYS(1), CFG_RELOAD, NULL },
-	{ "shutdown_timeout", CFG_DURATION, OFF(shutdown_timeout), "30s", 0, DAYS(1), CFG_RELOAD, NULL },
+    /* client timeouts */
+    {"query_timeout", CFG_DURATION, OFF(query_timeout), "0", 0, DAYS(365), CFG_RELOAD, NULL},
+    {"query_wait_timeout", CFG_DURATION, OFF(query_wait_timeout), "120s", 0, DAYS(365), CFG_RELOAD, NULL},
+    {"client_idle_timeout", CFG_DURATION, OFF(client_idle_timeout), "0", 0, DAYS(365), CFG_RELOAD, NULL},
+    {"client_login_timeout", CFG_DURATION, OFF(client_login_timeout), "60s", 0, DAYS(1), CFG_RELOAD, NULL},
+    {"idle_transaction_timeout", CFG_DURATION, OFF(idle_transaction_timeout), "0", 0, DAYS(365), CFG_RELOAD,
+     NULL},
+    {"leak_warn_timeout", CFG_DURATION, OFF(leak_warn_timeout), "10s", 0, DAYS(1), CFG_RELOAD, NULL},
+    {"shutdown_timeout", CFG_DURATION, OFF(shutdown_timeout), "30s", 0, DAYS(1), CFG_RELOAD, NULL},
 
-	/* TCP; 0 leaves the kernel's value. Upper bounds are Linux's own limits. */
-	{ "tcp_keepalive", CFG_BOOL, OFF(tcp_keepalive), "1", 0, 0, CFG_RELOAD, NULL },
-	{ "tcp_keepidle", CFG_INT, OFF(tcp_keepidle), "0", 0, 32767, CFG_RELOAD, NULL },
-	{ "tcp_keepintvl", CFG_INT, OFF(tcp_keepintvl), "0", 0, 32767, CFG_RELOAD, NULL },
-	{ "tcp_keepcnt", CFG_INT, OFF(tcp_keepcnt), "0", 0, 127, CFG_RELOAD, NULL },
-	{ "tcp_user_timeout", CFG_DURATION_MS, OFF(tcp_user_timeout), "0", 0, DAYS(1), CFG_RELOAD, NULL },
+    /* TCP; 0 leaves the kernel's value. Upper bounds are Linux's own limits. */
+    {"tcp_keepalive", CFG_BOOL, OFF(tcp_keepalive), "1", 0, 0, CFG_RELOAD, NULL},
+    {"tcp_keepidle", CFG_INT, OFF(tcp_keepidle), "0", 0, 32767, CFG_RELOAD, NULL},
+    {"tcp_keepintvl", CFG_INT, OFF(tcp_keepintvl), "0", 0, 32767, CFG_RELOAD, NULL},
+    {"tcp_keepcnt", CFG_INT, OFF(tcp_keepcnt), "0", 0, 127, CFG_RELOAD, NULL},
+    {"tcp_user_timeout", CFG_DURATION_MS, OFF(tcp_user_timeout), "0", 0, DAYS(1), CFG_RELOAD, NULL},
 
-	/* logging and statistics */
-	{ "log_connections", CFG_BOOL, OFF(log_connections), "1", 0, 0, CFG_RELOAD, NULL },
-	{ "log_disconnections", CFG_BOOL, OFF(log_disconnections), "1", 0, 0, CFG_RELOAD, NULL },
-	{ "verbose", CFG_LEVEL, OFF(verbose), "0", 0, 2, CFG_RELOAD, NULL },
-	{ "logfile", CFG_STRING, OFF(logfile), NULL, 0, 0, CFG_RESTART, NULL },
-	{ "pidfile", CFG_STRING, OFF(pidfile), NULL, 0, 0, CFG_RESTART, NULL },
-	{ "stats_period", CFG_DURATION, OFF(stats_period), "60s", SEC(1), DAYS(1), CFG_RELOAD, NULL },
-	{ "stats_log_period", CFG_DURATION, OFF(stats_log_period), "60s", 0, DAYS(1), CFG_RELOAD, NULL },
+    /* logging and statistics */
+    {"log_connections", CFG_BOOL, OFF(log_connections), "1", 0, 0, CFG_RELOAD, NULL},
+    {"log_disconnections", CFG_BOOL, OFF(log_disconnections), "1", 0, 0, CFG_RELOAD, NULL},
+    {"verbose", CFG_LEVEL, OFF(verbose), "0", 0, 2, CFG_RELOAD, NULL},
+    {"logfile", CFG_STRING, OFF(logfile), NULL, 0, 0, CFG_RESTART, NULL},
+    {"pidfile", CFG_STRING, OFF(pidfile), NULL, 0, 0, CFG_RESTART, NULL},
+    {"stats_period", CFG_DURATION, OFF(stats_period), "60s", SEC(1), DAYS(1), CFG_RELOAD, NULL},
+    {"stats_log_period", CFG_DURATION, OFF(stats_log_period), "60s", 0, DAYS(1), CFG_RELOAD, NULL},
 
-	/* pgbouncer keys accepted so an existing pgbouncer.ini loads; defaults are pgbouncer's */
-	{ "user", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_WARN_SET,
-	  "pgsluice does not switch users; start it as the user it should run as" },
-	{ "syslog", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, "logs go to stderr or logfile" },
-	{ "syslog_ident", CFG_STRING, NO_STORE, "pgbouncer", 0, 0, CFG_COMPAT, NULL },
-	{ "syslog_facility", CFG_STRING, NO_STORE, "daemon", 0, 0, CFG_COMPAT, NULL },
-	{ "server_round_robin", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, NULL },
-	{ "disable_pqexec", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, NULL },
-	{ "application_name_add_host", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, NULL },
-	{ "conffile", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_QUIET, NULL },
-	{ "service_name", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_QUIET, NULL },
-	{ "job_name", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_QUIET, NULL },
-	{ "listen_backlog", CFG_INT, NO_STORE, "128", 0, INT_MAX, CFG_COMPAT, NULL },
-	{ "sbuf_loopcnt", CFG_INT, NO_STORE, "5", 0, INT_MAX, CFG_COMPAT, NULL },
-	{ "so_reuseport", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, NULL },
-	{ "tcp_defer_accept", CFG_INT, NO_STORE, "1", 0, INT_MAX, CFG_COMPAT, NULL },
-	{ "tcp_socket_buffer", CFG_INT, NO_STORE, "0", 0, INT_MAX, CFG_COMPAT, NULL },
-	{ "pkt_buf", CFG_INT, NO_STORE, "4096", 0, INT_MAX, CFG_COMPAT, NULL },
-	{ "max_packet_size", CFG_INT, NO_STORE, "2147483647", 0, UINT32_MAX, CFG_COMPAT, NULL },
-	{ "suspend_timeout", CFG_DURATION, NO_STORE, "10s", 0, DAYS(365), CFG_COMPAT, NULL },
-	{ "dns_max_ttl", CFG_DURATION, NO_STORE, "15s", 0, DAYS(365), CFG_COMPAT, NULL },
-	{ "dns_nxdomain_ttl", CFG_DURATION, NO_STORE, "15s", 0, DAYS(365), CFG_COMPAT, NULL },
-	{ "dns_zone_check_period", CFG_DURATION, NO_STORE, "0", 0, DAYS(365), CFG_COMPAT, NULL },
-	{ "resolv_conf", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, NULL },
-	{ "auth_hba_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "auth_type hba is not supported" },
-	{ "auth_ident_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, NULL },
-	{ "auth_ldap_options", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, NULL },
-	/* auth_query only matters together with auth_user, which warns. */
-	{ "auth_query", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_QUIET, NULL },
-	{ "auth_user", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_WARN_SET,
-	  "auth_query lookups are not supported; list users in auth_file" },
-	{ "auth_dbname", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_WARN_SET,
-	  "auth_query lookups are not supported; list users in auth_file" },
-	{ "track_extra_parameters", CFG_STRING, NO_STORE, "IntervalStyle", 0, 0, CFG_COMPAT, NULL },
-	{ "server_fast_close", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, NULL },
-	{ "peer_id", CFG_INT, NO_STORE, "0", 0, INT_MAX, CFG_COMPAT, NULL },
-	{ "log_pooler_errors", CFG_BOOL, NO_STORE, "1", 0, 0, CFG_COMPAT, NULL },
-	{ "log_stats", CFG_BOOL, NO_STORE, "1", 0, 0, CFG_COMPAT, "stats_log_period = 0 turns the stats lines off" },
-	{ "autodb_idle_timeout", CFG_DURATION, NO_STORE, "3600s", 0, DAYS(365), CFG_COMPAT, NULL },
-	{ "unix_socket_group", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, NULL },
-	{ "max_db_client_connections", CFG_INT, NO_STORE, "0", 0, INT_MAX, CFG_COMPAT, NULL },
-	{ "max_user_client_connections", CFG_INT, NO_STORE, "0", 0, INT_MAX, CFG_COMPAT, NULL },
-	{ "query_wait_notify", CFG_INT, NO_STORE, "5", 0, INT_MAX, CFG_COMPAT, NULL },
-	{ "cancel_wait_timeout", CFG_DURATION, NO_STORE, "10s", 0, DAYS(365), CFG_COMPAT, NULL },
-	{ "transaction_timeout", CFG_DURATION, NO_STORE, "0", 0, DAYS(365), CFG_COMPAT, NULL },
-	{ "scram_iterations", CFG_INT, NO_STORE, "4096", 0, INT_MAX, CFG_COMPAT, NULL },
+    /* pgbouncer keys accepted so an existing pgbouncer.ini loads; defaults are pgbouncer's */
+    {"user", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_WARN_SET,
+     "pgsluice does not switch users; start it as the user it should run as"},
+    {"syslog", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, "logs go to stderr or logfile"},
+    {"syslog_ident", CFG_STRING, NO_STORE, "pgbouncer", 0, 0, CFG_COMPAT, NULL},
+    {"syslog_facility", CFG_STRING, NO_STORE, "daemon", 0, 0, CFG_COMPAT, NULL},
+    {"server_round_robin", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, NULL},
+    {"disable_pqexec", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, NULL},
+    {"application_name_add_host", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, NULL},
+    {"conffile", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_QUIET, NULL},
+    {"service_name", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_QUIET, NULL},
+    {"job_name", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_QUIET, NULL},
+    {"listen_backlog", CFG_INT, NO_STORE, "128", 0, INT_MAX, CFG_COMPAT, NULL},
+    {"sbuf_loopcnt", CFG_INT, NO_STORE, "5", 0, INT_MAX, CFG_COMPAT, NULL},
+    {"so_reuseport", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, NULL},
+    {"tcp_defer_accept", CFG_INT, NO_STORE, "1", 0, INT_MAX, CFG_COMPAT, NULL},
+    {"tcp_socket_buffer", CFG_INT, NO_STORE, "0", 0, INT_MAX, CFG_COMPAT, NULL},
+    {"pkt_buf", CFG_INT, NO_STORE, "4096", 0, INT_MAX, CFG_COMPAT, NULL},
+    {"max_packet_size", CFG_INT, NO_STORE, "2147483647", 0, UINT32_MAX, CFG_COMPAT, NULL},
+    {"suspend_timeout", CFG_DURATION, NO_STORE, "10s", 0, DAYS(365), CFG_COMPAT, NULL},
+    {"dns_max_ttl", CFG_DURATION, NO_STORE, "15s", 0, DAYS(365), CFG_COMPAT, NULL},
+    {"dns_nxdomain_ttl", CFG_DURATION, NO_STORE, "15s", 0, DAYS(365), CFG_COMPAT, NULL},
+    {"dns_zone_check_period", CFG_DURATION, NO_STORE, "0", 0, DAYS(365), CFG_COMPAT, NULL},
+    {"resolv_conf", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, NULL},
+    {"auth_hba_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "auth_type hba is not supported"},
+    {"auth_ident_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, NULL},
+    {"auth_ldap_options", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, NULL},
+    /* auth_query only matters together with auth_user, which warns. */
+    {"auth_query", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_QUIET, NULL},
+    {"auth_user", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_WARN_SET,
+     "auth_query lookups are not supported; list users in auth_file"},
+    {"auth_dbname", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_WARN_SET,
+     "auth_query lookups are not supported; list users in auth_file"},
+    {"track_extra_parameters", CFG_STRING, NO_STORE, "IntervalStyle", 0, 0, CFG_COMPAT, NULL},
+    {"server_fast_close", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, NULL},
+    {"peer_id", CFG_INT, NO_STORE, "0", 0, INT_MAX, CFG_COMPAT, NULL},
+    {"log_pooler_errors", CFG_BOOL, NO_STORE, "1", 0, 0, CFG_COMPAT, NULL},
+    {"log_stats", CFG_BOOL, NO_STORE, "1", 0, 0, CFG_COMPAT,
+     "stats_log_period = 0 turns the stats lines off"},
+    {"autodb_idle_timeout", CFG_DURATION, NO_STORE, "3600s", 0, DAYS(365), CFG_COMPAT, NULL},
+    {"unix_socket_group", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, NULL},
+    {"max_db_client_connections", CFG_INT, NO_STORE, "0", 0, INT_MAX, CFG_COMPAT, NULL},
+    {"max_user_client_connections", CFG_INT, NO_STORE, "0", 0, INT_MAX, CFG_COMPAT, NULL},
+    {"query_wait_notify", CFG_INT, NO_STORE, "5", 0, INT_MAX, CFG_COMPAT, NULL},
+    {"cancel_wait_timeout", CFG_DURATION, NO_STORE, "10s", 0, DAYS(365), CFG_COMPAT, NULL},
+    {"transaction_timeout", CFG_DURATION, NO_STORE, "0", 0, DAYS(365), CFG_COMPAT, NULL},
+    {"scram_iterations", CFG_INT, NO_STORE, "4096", 0, INT_MAX, CFG_COMPAT, NULL},
 
-	/* TLS: accepted, not supported yet. The sslmode rows warn by mode. */
-	{ "client_tls_sslmode", CFG_SSLMODE, NO_STORE, "disable", 0, 0, CFG_COMPAT, NULL },
-	{ "client_tls_key_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "client_tls_cert_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "client_tls_ca_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "client_tls_protocols", CFG_STRING, NO_STORE, "secure", 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "client_tls_ciphers", CFG_STRING, NO_STORE, "default", 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "client_tls13_ciphers", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "client_tls_ecdhcurve", CFG_STRING, NO_STORE, "auto", 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "client_tls_dheparams", CFG_STRING, NO_STORE, "auto", 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "server_tls_sslmode", CFG_SSLMODE, NO_STORE, "prefer", 0, 0, CFG_COMPAT, NULL },
-	{ "server_tls_ca_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "server_tls_key_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "server_tls_cert_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "server_tls_protocols", CFG_STRING, NO_STORE, "secure", 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "server_tls_ciphers", CFG_STRING, NO_STORE, "default", 0, 0, CFG_COMPAT, "TLS is not supported yet" },
-	{ "server_tls13_ciphers", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet" },
+    /* TLS: accepted, not supported yet. The sslmode rows warn by mode. */
+    {"client_tls_sslmode", CFG_SSLMODE, NO_STORE, "disable", 0, 0, CFG_COMPAT, NULL},
+    {"client_tls_key_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"client_tls_cert_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"client_tls_ca_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"client_tls_protocols", CFG_STRING, NO_STORE, "secure", 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"client_tls_ciphers", CFG_STRING, NO_STORE, "default", 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"client_tls13_ciphers", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"client_tls_ecdhcurve", CFG_STRING, NO_STORE, "auto", 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"client_tls_dheparams", CFG_STRING, NO_STORE, "auto", 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"server_tls_sslmode", CFG_SSLMODE, NO_STORE, "prefer", 0, 0, CFG_COMPAT, NULL},
+    {"server_tls_ca_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"server_tls_key_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"server_tls_cert_file", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"server_tls_protocols", CFG_STRING, NO_STORE, "secure", 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"server_tls_ciphers", CFG_STRING, NO_STORE, "default", 0, 0, CFG_COMPAT, "TLS is not supported yet"},
+    {"server_tls13_ciphers", CFG_STRING, NO_STORE, NULL, 0, 0, CFG_COMPAT, "TLS is not supported yet"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -207,26 +211,32 @@ struct enum_name {
 };
 
 static const struct enum_name pool_mode_names[] = {
-	{ "session", POOL_MODE_SESSION },
-	{ "transaction", POOL_MODE_TRANSACTION },
-	{ NULL, 0 },
+    {"session", POOL_MODE_SESSION},
+    {"transaction", POOL_MODE_TRANSACTION},
+    {NULL, 0},
 };
 
 static const struct enum_name auth_type_names[] = {
-	{ "trust", AUTH_TRUST },
-	{ "plain", AUTH_PLAIN },
-	{ "md5", AUTH_MD5 },
-	{ "scram-sha-256", AUTH_SCRAM },
-	{ NULL, 0 },
+    {"trust", AUTH_TRUST}, {"plain", AUTH_PLAIN}, {"md5", AUTH_MD5}, {"scram-sha-256", AUTH_SCRAM}, {NULL, 0},
 };
 
-enum sslmode { SSLMODE_DISABLE, SSLMODE_ALLOW, SSLMODE_PREFER, SSLMODE_REQUIRE, SSLMODE_VERIFY_CA, SSLMODE_VERIFY_FULL };
+enum sslmode {
+	SSLMODE_DISABLE,
+	SSLMODE_ALLOW,
+	SSLMODE_PREFER,
+	SSLMODE_REQUIRE,
+	SSLMODE_VERIFY_CA,
+	SSLMODE_VERIFY_FULL
+};
 
 static const struct enum_name sslmode_names[] = {
-	{ "disable", SSLMODE_DISABLE },     { "allow", SSLMODE_ALLOW },
-	{ "prefer", SSLMODE_PREFER },       { "require", SSLMODE_REQUIRE },
-	{ "verify-ca", SSLMODE_VERIFY_CA }, { "verify-full", SSLMODE_VERIFY_FULL },
-	{ NULL, 0 },
+    {"disable", SSLMODE_DISABLE},
+    {"allow", SSLMODE_ALLOW},
+    {"prefer", SSLMODE_PREFER},
+    {"require", SSLMODE_REQUIRE},
+    {"verify-ca", SSLMODE_VERIFY_CA},
+    {"verify-full", SSLMODE_VERIFY_FULL},
+    {NULL, 0},
 };
 
 static bool enum_lookup(const struct enum_name *t, const char *s, int *out)
@@ -367,7 +377,8 @@ static bool key_parse(const struct config_key *k, const char *text, union cfg_va
 		return true;
 	case CFG_BOOL:
 		if (!str_parse_bool(text, &v->b)) {
-			snprintf(why, why_size, "'%s' is not a boolean (1/0, on/off, yes/no, true/false)", text);
+			snprintf(why, why_size, "'%s' is not a boolean (1/0, on/off, yes/no, true/false)",
+			         text);
 			return false;
 		}
 		return true;
@@ -421,7 +432,8 @@ static bool key_parse(const struct config_key *k, const char *text, union cfg_va
 		return true;
 	case CFG_POOL_MODE:
 		if (strcasecmp(text, "statement") == 0) {
-			snprintf(why, why_size, "statement pooling is not supported; use session or transaction");
+			snprintf(why, why_size,
+			         "statement pooling is not supported; use session or transaction");
 			return false;
 		}
 		if (!enum_lookup(pool_mode_names, text, &e)) {
@@ -432,8 +444,10 @@ static bool key_parse(const struct config_key *k, const char *text, union cfg_va
 		return true;
 	case CFG_AUTH_TYPE:
 		if (!enum_lookup(auth_type_names, text, &e)) {
-			snprintf(why, why_size,
-			         "auth_type '%s' is not supported; supported: trust, plain, md5, scram-sha-256", text);
+			snprintf(
+			    why, why_size,
+			    "auth_type '%s' is not supported; supported: trust, plain, md5, scram-sha-256",
+			    text);
 			return false;
 		}
 		v->i = e;
@@ -441,7 +455,9 @@ static bool key_parse(const struct config_key *k, const char *text, union cfg_va
 	case CFG_SSLMODE:
 		if (!enum_lookup(sslmode_names, text, &e)) {
 			snprintf(why, why_size,
-			         "'%s' is not an sslmode (disable, allow, prefer, require, verify-ca, verify-full)", text);
+			         "'%s' is not an sslmode (disable, allow, prefer, require, verify-ca, "
+			         "verify-full)",
+			         text);
 			return false;
 		}
 		v->i = e;
@@ -453,7 +469,8 @@ static bool key_parse(const struct config_key *k, const char *text, union cfg_va
 
 /* Writes a value already checked by key_parse() into C. Only a string can
  * fail (out of memory); the old value is kept then. */
-static bool key_store(struct config *c, const struct config_key *k, const char *text, const union cfg_value *v)
+static bool key_store(struct config *c, const struct config_key *k, const char *text,
+                      const union cfg_value *v)
 {
 	char *p = (char *)c + k->off;
 
@@ -691,11 +708,8 @@ static const struct {
 	const char *name;
 	enum section kind;
 } sections[] = {
-	{ "pgsluice", SECT_MAIN },
-	{ "pgbouncer", SECT_MAIN }, /* so an existing pgbouncer.ini runs unchanged */
-	{ "databases", SECT_DATABASES },
-	{ "users", SECT_USERS },
-	{ "peers", SECT_PEERS },
+    {"pgsluice", SECT_MAIN},       {"pgbouncer", SECT_MAIN}, /* so an existing pgbouncer.ini runs unchanged */
+    {"databases", SECT_DATABASES}, {"users", SECT_USERS},    {"peers", SECT_PEERS},
 };
 
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
@@ -705,9 +719,9 @@ static const struct {
 
 struct src_file {
 	FILE *fp;
-	const char *path;     /* borrowed from load_ctx.paths */
+	const char *path; /* borrowed from load_ctx.paths */
 	int lineno;
-	struct src_file *up;  /* the file whose %include opened this one */
+	struct src_file *up; /* the file whose %include opened this one */
 };
 
 struct load_ctx {
@@ -718,17 +732,17 @@ struct load_ctx {
 
 	struct src_file *top; /* the file being read; NULL at the end */
 	int depth;
-	char **paths;         /* every file opened, kept for "earlier at FILE:LINE" */
+	char **paths; /* every file opened, kept for "earlier at FILE:LINE" */
 	int n_paths;
 
-	char *line;           /* getline buffer */
+	char *line; /* getline buffer */
 	size_t line_cap;
-	char *cur;            /* the current line, whole, leading space skipped */
+	char *cur; /* the current line, whole, leading space skipped */
 
 	struct {
 		const char *file;
 		int line;
-	} seen[N_KEYS];       /* where each main key was last set */
+	} seen[N_KEYS]; /* where each main key was last set */
 	int db_cap, user_cap;
 };
 
@@ -770,7 +784,8 @@ static bool push_file(struct load_ctx *x, const char *path)
 	char *copy = NULL;
 
 	if (x->depth >= MAX_INCLUDE_DEPTH) {
-		error(x, "%%include nested more than %d deep (does a file include itself?)", MAX_INCLUDE_DEPTH);
+		error(x, "%%include nested more than %d deep (does a file include itself?)",
+		      MAX_INCLUDE_DEPTH);
 		return false;
 	}
 	paths = realloc(x->paths, (size_t)(x->n_paths + 1) * sizeof(*paths));
@@ -964,7 +979,8 @@ static void compat_key(struct load_ctx *x, const struct config_key *k, const cha
 		}
 		/* allow/prefer without TLS is plain text, which those modes permit. */
 		if (v.i > SSLMODE_PREFER)
-			warn(x, "%s = %s: TLS is not supported yet; connections will NOT be encrypted", k->name, value);
+			warn(x, "%s = %s: TLS is not supported yet; connections will NOT be encrypted",
+			     k->name, value);
 		return;
 	}
 	if (k->flags & CFG_WARN_SET) {
@@ -1044,43 +1060,43 @@ struct entry_key {
 #define UOFF(f) offsetof(struct user_config, f)
 
 static const struct entry_key db_keys[] = {
-	{ "host", ENT_STRING, DOFF(host), 0, 0 },
-	{ "port", ENT_INT, DOFF(port), 1, 65535 },
-	{ "dbname", ENT_STRING, DOFF(dbname), 0, 0 },
-	{ "user", ENT_STRING, DOFF(user), 0, 0 },
-	{ "password", ENT_STRING, DOFF(password), 0, 0 },
-	{ "application_name", ENT_STRING, DOFF(application_name), 0, 0 },
-	{ "target_session_attrs", ENT_TSA, DOFF(target_session_attrs), 0, 0 },
-	{ "pool_size", ENT_INT, DOFF(pool_size), 0, 10000 },
-	{ "min_pool_size", ENT_INT, DOFF(min_pool_size), 0, 10000 },
-	{ "reserve_pool", ENT_INT, DOFF(reserve_pool), 0, 10000 },
-	{ "reserve_pool_size", ENT_INT, DOFF(reserve_pool), 0, 10000 },
-	{ "max_db_connections", ENT_INT, DOFF(max_db_connections), 0, 1000000 },
-	{ "pool_mode", ENT_POOL_MODE, DOFF(pool_mode), 0, 0 },
-	{ "read_only", ENT_BOOL, DOFF(read_only), 0, 0 },
-	{ "connect_query", ENT_IGNORED, 0, 0, 0 },
-	{ "client_encoding", ENT_IGNORED, 0, 0, 0 },
-	{ "datestyle", ENT_IGNORED, 0, 0, 0 },
-	{ "timezone", ENT_IGNORED, 0, 0, 0 },
-	{ "auth_user", ENT_IGNORED, 0, 0, 0 },
-	{ "auth_query", ENT_IGNORED, 0, 0, 0 },
-	{ "auth_dbname", ENT_IGNORED, 0, 0, 0 },
-	{ "server_lifetime", ENT_IGNORED, 0, 0, 0 },
-	{ "load_balance_hosts", ENT_IGNORED, 0, 0, 0 },
-	{ "max_db_client_connections", ENT_IGNORED, 0, 0, 0 },
-	{ NULL, ENT_IGNORED, 0, 0, 0 },
+    {"host", ENT_STRING, DOFF(host), 0, 0},
+    {"port", ENT_INT, DOFF(port), 1, 65535},
+    {"dbname", ENT_STRING, DOFF(dbname), 0, 0},
+    {"user", ENT_STRING, DOFF(user), 0, 0},
+    {"password", ENT_STRING, DOFF(password), 0, 0},
+    {"application_name", ENT_STRING, DOFF(application_name), 0, 0},
+    {"target_session_attrs", ENT_TSA, DOFF(target_session_attrs), 0, 0},
+    {"pool_size", ENT_INT, DOFF(pool_size), 0, 10000},
+    {"min_pool_size", ENT_INT, DOFF(min_pool_size), 0, 10000},
+    {"reserve_pool", ENT_INT, DOFF(reserve_pool), 0, 10000},
+    {"reserve_pool_size", ENT_INT, DOFF(reserve_pool), 0, 10000},
+    {"max_db_connections", ENT_INT, DOFF(max_db_connections), 0, 1000000},
+    {"pool_mode", ENT_POOL_MODE, DOFF(pool_mode), 0, 0},
+    {"read_only", ENT_BOOL, DOFF(read_only), 0, 0},
+    {"connect_query", ENT_IGNORED, 0, 0, 0},
+    {"client_encoding", ENT_IGNORED, 0, 0, 0},
+    {"datestyle", ENT_IGNORED, 0, 0, 0},
+    {"timezone", ENT_IGNORED, 0, 0, 0},
+    {"auth_user", ENT_IGNORED, 0, 0, 0},
+    {"auth_query", ENT_IGNORED, 0, 0, 0},
+    {"auth_dbname", ENT_IGNORED, 0, 0, 0},
+    {"server_lifetime", ENT_IGNORED, 0, 0, 0},
+    {"load_balance_hosts", ENT_IGNORED, 0, 0, 0},
+    {"max_db_client_connections", ENT_IGNORED, 0, 0, 0},
+    {NULL, ENT_IGNORED, 0, 0, 0},
 };
 
 static const struct entry_key user_keys[] = {
-	{ "pool_mode", ENT_POOL_MODE, UOFF(pool_mode), 0, 0 },
-	{ "max_user_connections", ENT_INT, UOFF(max_user_connections), 0, 1000000 },
-	{ "pool_size", ENT_INT, UOFF(pool_size), 0, 10000 },
-	{ "reserve_pool_size", ENT_IGNORED, 0, 0, 0 },
-	{ "max_user_client_connections", ENT_IGNORED, 0, 0, 0 },
-	{ NULL, ENT_IGNORED, 0, 0, 0 },
+    {"pool_mode", ENT_POOL_MODE, UOFF(pool_mode), 0, 0},
+    {"max_user_connections", ENT_INT, UOFF(max_user_connections), 0, 1000000},
+    {"pool_size", ENT_INT, UOFF(pool_size), 0, 10000},
+    {"reserve_pool_size", ENT_IGNORED, 0, 0, 0},
+    {"max_user_client_connections", ENT_IGNORED, 0, 0, 0},
+    {NULL, ENT_IGNORED, 0, 0, 0},
 };
 
-static const char *const tsa_values[] = { "any", "read-write", "read-only", "prefer-standby", NULL };
+static const char *const tsa_values[] = {"any", "read-write", "read-only", "prefer-standby", NULL};
 
 /* Applies one key=value of an entry to TARGET. WHAT names the entry in
  * messages ("database 'app'"). */
@@ -1122,28 +1138,33 @@ static void entry_set(struct load_ctx *x, const struct entry_key *table, const c
 			return;
 		}
 		if (n < k->min || n > k->max) {
-			error(x, "%s: bad value for %s: '%s' is out of range (%d..%d)", what, k->name, value, k->min,
-			      k->max);
+			error(x, "%s: bad value for %s: '%s' is out of range (%d..%d)", what, k->name, value,
+			      k->min, k->max);
 			return;
 		}
 		*(int *)p = (int)n;
 		return;
 	case ENT_BOOL:
 		if (!str_parse_bool(value, &b)) {
-			error(x, "%s: bad value for %s: '%s' is not a boolean (0 or 1)", what, k->name, value);
+			error(x, "%s: bad value for %s: '%s' is not a boolean (0 or 1)", what, k->name,
+			      value);
 			return;
 		}
 		*(bool *)p = b;
 		return;
 	case ENT_POOL_MODE:
 		if (strcasecmp(value, "statement") == 0) {
-			error(x, "%s: bad value for pool_mode: statement pooling is not supported; use session or "
-			         "transaction", what);
+			error(
+			    x,
+			    "%s: bad value for pool_mode: statement pooling is not supported; use session or "
+			    "transaction",
+			    what);
 			return;
 		}
 		if (!enum_lookup(pool_mode_names, value, &e)) {
-			error(x, "%s: bad value for pool_mode: '%s' is not a pool mode (session, transaction)", what,
-			      value);
+			error(x,
+			      "%s: bad value for pool_mode: '%s' is not a pool mode (session, transaction)",
+			      what, value);
 			return;
 		}
 		*(enum pool_mode *)p = (enum pool_mode)e;
@@ -1157,7 +1178,9 @@ static void entry_set(struct load_ctx *x, const struct entry_key *table, const c
 				return;
 			}
 		}
-		error(x, "%s: bad value for target_session_attrs: '%s' (any, read-write, read-only, prefer-standby)",
+		error(x,
+		      "%s: bad value for target_session_attrs: '%s' (any, read-write, read-only, "
+		      "prefer-standby)",
 		      what, value);
 		return;
 	case ENT_IGNORED:
@@ -1249,11 +1272,14 @@ static void db_entry(struct load_ctx *x, const char *name, char *value)
 		return;
 	}
 	if (d.min_pool_size > 0 && d.pool_size >= 0 && d.min_pool_size > d.pool_size)
-		warn(x, "%s: min_pool_size %d is larger than pool_size %d", what, d.min_pool_size, d.pool_size);
+		warn(x, "%s: min_pool_size %d is larger than pool_size %d", what, d.min_pool_size,
+		     d.pool_size);
 
 	if (strcmp(name, "*") == 0) {
 		if (c->fallback_db != NULL) {
-			warn(x, "fallback database '*' is defined again (earlier at line %d); the later entry wins",
+			warn(x,
+			     "fallback database '*' is defined again (earlier at line %d); the later entry "
+			     "wins",
 			     c->fallback_db->line);
 			db_config_clear(c->fallback_db);
 		} else if ((c->fallback_db = calloc(1, sizeof(*c->fallback_db))) == NULL) {
@@ -1266,7 +1292,8 @@ static void db_entry(struct load_ctx *x, const char *name, char *value)
 	}
 	for (int i = 0; i < c->n_dbs; i++) {
 		if (strcmp(c->dbs[i].name, name) == 0) {
-			warn(x, "%s is defined again (earlier at line %d); the later entry wins", what, c->dbs[i].line);
+			warn(x, "%s is defined again (earlier at line %d); the later entry wins", what,
+			     c->dbs[i].line);
 			db_config_clear(&c->dbs[i]);
 			c->dbs[i] = d;
 			return;
@@ -1307,7 +1334,8 @@ static void user_entry(struct load_ctx *x, const char *name, char *value)
 	}
 	for (int i = 0; i < c->n_users; i++) {
 		if (strcmp(c->users[i].name, name) == 0) {
-			warn(x, "%s is defined again (earlier at line %d); the later entry wins", what, c->users[i].line);
+			warn(x, "%s is defined again (earlier at line %d); the later entry wins", what,
+			     c->users[i].line);
 			user_config_clear(&c->users[i]);
 			c->users[i] = u;
 			return;
@@ -1464,7 +1492,8 @@ enum pool_mode config_effective_pool_mode(const struct config *c, const struct d
 	return c->pool_mode;
 }
 
-int config_effective_pool_size(const struct config *c, const struct db_config *db, const struct user_config *u)
+int config_effective_pool_size(const struct config *c, const struct db_config *db,
+                               const struct user_config *u)
 {
 	if (u != NULL && u->pool_size >= 0)
 		return u->pool_size;
@@ -1554,11 +1583,13 @@ bool config_set(struct config *c, const char *key, const char *value, char *err,
 	if (k == NULL) {
 		const char *hint = key != NULL ? suggest(key, NULL) : NULL;
 		snprintf(err, err_size, "unknown key '%s'%s%s%s", key != NULL ? key : "",
-		         hint != NULL ? "; did you mean '" : "", hint != NULL ? hint : "", hint != NULL ? "'?" : "");
+		         hint != NULL ? "; did you mean '" : "", hint != NULL ? hint : "",
+		         hint != NULL ? "'?" : "");
 		return false;
 	}
 	if (k->off == NO_STORE) {
-		snprintf(err, err_size, "%s is accepted in the configuration file for compatibility but has no effect",
+		snprintf(err, err_size,
+		         "%s is accepted in the configuration file for compatibility but has no effect",
 		         k->name);
 		return false;
 	}

@@ -63,15 +63,15 @@ static const struct {
 	const char *name;
 	pgs_usec_t usec;
 } duration_units[] = {
-	{ "us", 1 },
-	{ "ms", PGS_USEC_PER_MS },
-	{ "s", PGS_USEC_PER_SEC },
-	{ "sec", PGS_USEC_PER_SEC },
-	{ "min", 60 * PGS_USEC_PER_SEC },
-	{ "h", 3600 * PGS_USEC_PER_SEC },
-	{ "d", 86400 * PGS_USEC_PER_SEC },
-	/* "m" is deliberately absent: minutes or milliseconds? Refusing it is
-	 * kinder than guessing. */
+    {"us", 1},
+    {"ms", PGS_USEC_PER_MS},
+    {"s", PGS_USEC_PER_SEC},
+    {"sec", PGS_USEC_PER_SEC},
+    {"min", 60 * PGS_USEC_PER_SEC},
+    {"h", 3600 * PGS_USEC_PER_SEC},
+    {"d", 86400 * PGS_USEC_PER_SEC},
+    /* "m" is deliberately absent: minutes or milliseconds? Refusing it is
+     * kinder than guessing. */
 };
 
 /* Digits after the decimal point that are taken into account; further
@@ -140,8 +140,8 @@ bool str_parse_bool(const char *s, bool *out)
 		const char *word;
 		bool value;
 	} words[] = {
-		{ "1", true },    { "0", false },  { "on", true },   { "off", false },
-		{ "yes", true },  { "no", false }, { "true", true }, { "false", false },
+	    {"1", true},   {"0", false},  {"on", true},   {"off", false},
+	    {"yes", true}, {"no", false}, {"true", true}, {"false", false},
 	};
 	char buf[8];
 	size_t n;

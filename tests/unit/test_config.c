@@ -109,7 +109,7 @@ static void expect_line(const struct reports *r, const char *path, int line, con
 
 static void test_defaults_every_key(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	struct config *c = load("[pgsluice]\n", &r, NULL);
 	const char *name, *def;
 	char value[256], nvalue[256];
@@ -198,10 +198,10 @@ static void test_reloadable_flags(void **state)
 		const char *key;
 		bool reloadable;
 	} cases[] = {
-		{ "listen_addr", false }, { "listen_port", false },      { "unix_socket_dir", false },
-		{ "workers", false },     { "http_port", false },        { "pidfile", false },
-		{ "pool_mode", true },    { "default_pool_size", true }, { "query_wait_timeout", true },
-		{ "auth_file", true },    { "leak_warn_timeout", true }, { "verbose", true },
+	    {"listen_addr", false}, {"listen_port", false},      {"unix_socket_dir", false},
+	    {"workers", false},     {"http_port", false},        {"pidfile", false},
+	    {"pool_mode", true},    {"default_pool_size", true}, {"query_wait_timeout", true},
+	    {"auth_file", true},    {"leak_warn_timeout", true}, {"verbose", true},
 	};
 	(void)state;
 	for (size_t j = 0; j < sizeof(cases) / sizeof(cases[0]); j++) {
@@ -220,7 +220,7 @@ static void test_reloadable_flags(void **state)
 
 static void test_pgbouncer_alias(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	struct config *c = load("[pgbouncer]\nlisten_port = 7000\npool_mode = transaction\n"
 	                        "[PgSluice]\ndefault_pool_size = 7\n",
 	                        &r, NULL);
@@ -241,31 +241,35 @@ static void test_bad_values_name_file_line(void **state)
 		const char *line;
 		const char *message;
 	} cases[] = {
-		{ "default_pool_size = 0", "bad value for default_pool_size: '0' is out of range (1..10000)" },
-		{ "default_pool_size = lots", "bad value for default_pool_size: 'lots' is not an integer" },
-		{ "listen_port = 70000", "bad value for listen_port: '70000' is out of range (1..65535)" },
-		{ "http_port = -1", "bad value for http_port: '-1' is out of range (0..65535)" },
-		{ "server_check_timeout = 0", "bad value for server_check_timeout: '0' is out of range (1ms..600s)" },
-		{ "server_check_timeout = 11min", "bad value for server_check_timeout: '11min' is out of range (1ms..600s)" },
-		{ "query_timeout = 5m", "bad value for query_timeout: '5m' is not a duration" },
-		{ "query_timeout = -1", "bad value for query_timeout: '-1' is not a duration" },
-		{ "server_lifetime_jitter = 101%", "bad value for server_lifetime_jitter: '101%' is out of range (0..100)" },
-		{ "server_lifetime_jitter = ten", "'ten' is not a percentage" },
-		{ "tcp_keepalive = maybe", "bad value for tcp_keepalive: 'maybe' is not a boolean" },
-		{ "tcp_keepcnt = 128", "'128' is out of range (0..127)" },
-		{ "unix_socket_mode = 0999", "bad value for unix_socket_mode: '0999' is not an octal number" },
-		{ "auth_type = hba", "auth_type 'hba' is not supported; supported: trust, plain, md5, scram-sha-256" },
-		{ "auth_type = pam", "supported: trust, plain, md5, scram-sha-256" },
-		{ "auth_type = cert", "supported: trust, plain, md5, scram-sha-256" },
-		{ "auth_type = any", "supported: trust, plain, md5, scram-sha-256" },
-		{ "pool_mode = statement", "bad value for pool_mode: statement pooling is not supported" },
-		{ "pool_mode = sessions", "'sessions' is not a pool mode (session, transaction)" },
-		{ "verbose = 3", "bad value for verbose" },
-		{ "workers = 5000", "(0..1024)" },
+	    {"default_pool_size = 0", "bad value for default_pool_size: '0' is out of range (1..10000)"},
+	    {"default_pool_size = lots", "bad value for default_pool_size: 'lots' is not an integer"},
+	    {"listen_port = 70000", "bad value for listen_port: '70000' is out of range (1..65535)"},
+	    {"http_port = -1", "bad value for http_port: '-1' is out of range (0..65535)"},
+	    {"server_check_timeout = 0",
+	     "bad value for server_check_timeout: '0' is out of range (1ms..600s)"},
+	    {"server_check_timeout = 11min",
+	     "bad value for server_check_timeout: '11min' is out of range (1ms..600s)"},
+	    {"query_timeout = 5m", "bad value for query_timeout: '5m' is not a duration"},
+	    {"query_timeout = -1", "bad value for query_timeout: '-1' is not a duration"},
+	    {"server_lifetime_jitter = 101%",
+	     "bad value for server_lifetime_jitter: '101%' is out of range (0..100)"},
+	    {"server_lifetime_jitter = ten", "'ten' is not a percentage"},
+	    {"tcp_keepalive = maybe", "bad value for tcp_keepalive: 'maybe' is not a boolean"},
+	    {"tcp_keepcnt = 128", "'128' is out of range (0..127)"},
+	    {"unix_socket_mode = 0999", "bad value for unix_socket_mode: '0999' is not an octal number"},
+	    {"auth_type = hba",
+	     "auth_type 'hba' is not supported; supported: trust, plain, md5, scram-sha-256"},
+	    {"auth_type = pam", "supported: trust, plain, md5, scram-sha-256"},
+	    {"auth_type = cert", "supported: trust, plain, md5, scram-sha-256"},
+	    {"auth_type = any", "supported: trust, plain, md5, scram-sha-256"},
+	    {"pool_mode = statement", "bad value for pool_mode: statement pooling is not supported"},
+	    {"pool_mode = sessions", "'sessions' is not a pool mode (session, transaction)"},
+	    {"verbose = 3", "bad value for verbose"},
+	    {"workers = 5000", "(0..1024)"},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct reports r = { 0 };
+		struct reports r = {0};
 		char text[256];
 		const char *path;
 		/* The bad line is line 4, after a comment and a good key. */
@@ -281,7 +285,7 @@ static void test_bad_values_name_file_line(void **state)
 
 static void test_all_errors_reported(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	const char *path;
 	struct config *c = load("[pgsluice]\nlisten_port = x\n\ndefault_pool_size = 0\n"
 	                        "[databases]\napp = port=0\n",
@@ -298,7 +302,7 @@ static void test_all_errors_reported(void **state)
 
 static void test_unknown_key_did_you_mean(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	const char *path;
 	struct config *c = load("[pgsluice]\ndefualt_pool_size = 3\nserver_lifetme = 10\n"
 	                        "completely_different_thing = 1\n",
@@ -308,8 +312,10 @@ static void test_unknown_key_did_you_mean(void **state)
 	assert_non_null(c); /* unknown keys are warnings */
 	assert_int_equal(r.errors, 0);
 	assert_int_equal(r.warnings, 3);
-	expect_line(&r, path, 2, "unknown key 'defualt_pool_size' in [pgsluice]; did you mean 'default_pool_size'?");
-	expect_line(&r, path, 3, "unknown key 'server_lifetme' in [pgsluice]; did you mean 'server_lifetime'?");
+	expect_line(&r, path, 2,
+	            "unknown key 'defualt_pool_size' in [pgsluice]; did you mean 'default_pool_size'?");
+	expect_line(&r, path, 3,
+	            "unknown key 'server_lifetme' in [pgsluice]; did you mean 'server_lifetime'?");
 	expect_line(&r, path, 4, "unknown key 'completely_different_thing' in [pgsluice], ignored");
 	assert_int_equal(c->default_pool_size, 20);
 	config_free(c);
@@ -318,7 +324,7 @@ static void test_unknown_key_did_you_mean(void **state)
 
 static void test_unknown_section_and_stray_lines(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	const char *path;
 	struct config *c = load("stray = 1\n[databse]\nx = 1\n[peers]\n1 = host=a\n", &r, &path);
 
@@ -341,15 +347,17 @@ static void test_unknown_section_and_stray_lines(void **state)
 
 static void test_duplicate_key_later_wins(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	const char *path;
 	char want[256];
-	struct config *c = load("[pgsluice]\ndefault_pool_size = 5\n[pgbouncer]\ndefault_pool_size = 6\n", &r, &path);
+	struct config *c =
+	    load("[pgsluice]\ndefault_pool_size = 5\n[pgbouncer]\ndefault_pool_size = 6\n", &r, &path);
 
 	(void)state;
 	assert_non_null(c);
 	assert_int_equal(c->default_pool_size, 6);
-	snprintf(want, sizeof(want), "default_pool_size is set again (earlier at %s:2); the later value wins", path);
+	snprintf(want, sizeof(want), "default_pool_size is set again (earlier at %s:2); the later value wins",
+	         path);
 	expect_line(&r, path, 4, want);
 	config_free(c);
 	reports_clear(&r);
@@ -361,21 +369,21 @@ static void test_durations_with_units(void **state)
 		const char *text;
 		pgs_usec_t usec;
 	} cases[] = {
-		{ "0", 0 },
-		{ "10", 10 * PGS_USEC_PER_SEC }, /* bare number: seconds, as in pgbouncer */
-		{ "0.5", 500 * PGS_USEC_PER_MS },
-		{ "250us", 250 },
-		{ "500ms", 500 * PGS_USEC_PER_MS },
-		{ "10s", 10 * PGS_USEC_PER_SEC },
-		{ "10 sec", 10 * PGS_USEC_PER_SEC },
-		{ "5min", 300 * PGS_USEC_PER_SEC },
-		{ "1.5min", 90 * PGS_USEC_PER_SEC },
-		{ "2h", 7200 * PGS_USEC_PER_SEC },
-		{ "1d", 86400 * PGS_USEC_PER_SEC },
+	    {"0", 0},
+	    {"10", 10 * PGS_USEC_PER_SEC}, /* bare number: seconds, as in pgbouncer */
+	    {"0.5", 500 * PGS_USEC_PER_MS},
+	    {"250us", 250},
+	    {"500ms", 500 * PGS_USEC_PER_MS},
+	    {"10s", 10 * PGS_USEC_PER_SEC},
+	    {"10 sec", 10 * PGS_USEC_PER_SEC},
+	    {"5min", 300 * PGS_USEC_PER_SEC},
+	    {"1.5min", 90 * PGS_USEC_PER_SEC},
+	    {"2h", 7200 * PGS_USEC_PER_SEC},
+	    {"1d", 86400 * PGS_USEC_PER_SEC},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct reports r = { 0 };
+		struct reports r = {0};
 		char text[128];
 		snprintf(text, sizeof(text), "[pgsluice]\nquery_wait_timeout = %s\n", cases[i].text);
 		struct config *c = load(text, &r, NULL);
@@ -389,7 +397,7 @@ static void test_durations_with_units(void **state)
 
 static void test_tcp_user_timeout_bare_number_is_ms(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	char value[64];
 	const char *name;
 	struct config *c = load("[pgsluice]\ntcp_user_timeout = 1500\n", &r, NULL);
@@ -407,7 +415,7 @@ static void test_tcp_user_timeout_bare_number_is_ms(void **state)
 
 static void test_databases_connection_strings(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	const char *path;
 	const struct db_config *d;
 	struct config *c = load("[databases]\n"
@@ -482,20 +490,20 @@ static void test_databases_errors(void **state)
 		const char *value;
 		const char *message;
 	} cases[] = {
-		{ "host=x hots=y", "database 'db': unknown key 'hots'; did you mean 'host'?" },
-		{ "port=abc", "database 'db': bad value for port: 'abc' is not an integer" },
-		{ "port=5432,5433", "database 'db': bad value for port: '5432,5433' is not an integer" },
-		{ "pool_size=-1", "bad value for pool_size: '-1' is out of range (0..10000)" },
-		{ "pool_mode=statement", "bad value for pool_mode: statement pooling is not supported" },
-		{ "read_only=2", "bad value for read_only" },
-		{ "target_session_attrs=primary", "bad value for target_session_attrs: 'primary'" },
-		{ "password='unterminated", "unterminated quoted value for password" },
-		{ "password='a'b", "unexpected text after the quoted value for password" },
-		{ "host", "expected '=' after 'host'" },
+	    {"host=x hots=y", "database 'db': unknown key 'hots'; did you mean 'host'?"},
+	    {"port=abc", "database 'db': bad value for port: 'abc' is not an integer"},
+	    {"port=5432,5433", "database 'db': bad value for port: '5432,5433' is not an integer"},
+	    {"pool_size=-1", "bad value for pool_size: '-1' is out of range (0..10000)"},
+	    {"pool_mode=statement", "bad value for pool_mode: statement pooling is not supported"},
+	    {"read_only=2", "bad value for read_only"},
+	    {"target_session_attrs=primary", "bad value for target_session_attrs: 'primary'"},
+	    {"password='unterminated", "unterminated quoted value for password"},
+	    {"password='a'b", "unexpected text after the quoted value for password"},
+	    {"host", "expected '=' after 'host'"},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct reports r = { 0 };
+		struct reports r = {0};
 		char text[256];
 		const char *path;
 		snprintf(text, sizeof(text), "[databases]\nok = host=a\ndb = %s\n", cases[i].value);
@@ -509,11 +517,12 @@ static void test_databases_errors(void **state)
 
 static void test_databases_unsupported_keys_warn(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	const char *path;
-	struct config *c = load("[databases]\n"
-	                        "db = host=a connect_query='SELECT 1' client_encoding=UTF8 datestyle=ISO timezone=UTC\n",
-	                        &r, &path);
+	struct config *c =
+	    load("[databases]\n"
+	         "db = host=a connect_query='SELECT 1' client_encoding=UTF8 datestyle=ISO timezone=UTC\n",
+	         &r, &path);
 
 	(void)state;
 	assert_non_null(c);
@@ -527,7 +536,7 @@ static void test_databases_unsupported_keys_warn(void **state)
 
 static void test_fallback_and_duplicate_databases(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	const char *path;
 	struct config *c = load("[databases]\n"
 	                        "app = host=first\n"
@@ -551,7 +560,7 @@ static void test_fallback_and_duplicate_databases(void **state)
 
 static void test_users_section(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	const char *path;
 	const struct user_config *u;
 	struct config *c = load("[users]\n"
@@ -584,16 +593,17 @@ static void test_users_section(void **state)
 
 static void test_inheritance(void **state)
 {
-	struct reports r = { 0 };
-	struct config *c = load("[pgsluice]\ndefault_pool_size = 20\npool_mode = session\nmin_pool_size = 2\n"
-	                        "max_db_connections = 100\nmax_user_connections = 30\n"
-	                        "[databases]\n"
-	                        "plain = host=a\n"
-	                        "tuned = host=a pool_size=10 pool_mode=transaction min_pool_size=4 max_db_connections=0\n"
-	                        "[users]\n"
-	                        "u_plain = max_user_connections=5\n"
-	                        "u_tuned = pool_size=3 pool_mode=session\n",
-	                        &r, NULL);
+	struct reports r = {0};
+	struct config *c =
+	    load("[pgsluice]\ndefault_pool_size = 20\npool_mode = session\nmin_pool_size = 2\n"
+	         "max_db_connections = 100\nmax_user_connections = 30\n"
+	         "[databases]\n"
+	         "plain = host=a\n"
+	         "tuned = host=a pool_size=10 pool_mode=transaction min_pool_size=4 max_db_connections=0\n"
+	         "[users]\n"
+	         "u_plain = max_user_connections=5\n"
+	         "u_tuned = pool_size=3 pool_mode=session\n",
+	         &r, NULL);
 	const struct db_config *plain, *tuned;
 	const struct user_config *up, *ut;
 
@@ -636,49 +646,51 @@ static void test_list_contains(void **state)
 		const char *list, *name;
 		bool expect;
 	} cases[] = {
-		{ "admin", "admin", true },
-		{ "alice,bob", "bob", true },
-		{ "alice, bob", "bob", true },
-		{ "alice bob", "alice", true },
-		{ " , alice ,, bob ", "bob", true },
-		{ "alice,bob", "bo", false },
-		{ "alice,bob", "alice,bob", false },
-		{ "Alice", "alice", false },
-		{ "*", "alice", false }, /* "*" is not a wildcard here */
-		{ "*", "*", true },
-		{ "", "alice", false },
-		{ NULL, "alice", false },
-		{ "extra_float_digits", "extra_float_digits", true },
+	    {"admin", "admin", true},
+	    {"alice,bob", "bob", true},
+	    {"alice, bob", "bob", true},
+	    {"alice bob", "alice", true},
+	    {" , alice ,, bob ", "bob", true},
+	    {"alice,bob", "bo", false},
+	    {"alice,bob", "alice,bob", false},
+	    {"Alice", "alice", false},
+	    {"*", "alice", false}, /* "*" is not a wildcard here */
+	    {"*", "*", true},
+	    {"", "alice", false},
+	    {NULL, "alice", false},
+	    {"extra_float_digits", "extra_float_digits", true},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (config_list_contains(cases[i].list, cases[i].name) != cases[i].expect)
-			fail_msg("list '%s' name '%s'", cases[i].list ? cases[i].list : "(null)", cases[i].name);
+			fail_msg("list '%s' name '%s'", cases[i].list ? cases[i].list : "(null)",
+			         cases[i].name);
 	}
 }
 
 static void test_pgbouncer_keys_quiet_at_default(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	/* pgbouncer's own defaults, written out: no warning for any. */
-	struct config *c = load("[pgbouncer]\n"
-	                        "logfile = /tmp/x.log\npidfile = /tmp/x.pid\nverbose = 0\n"
-	                        "syslog = 0\nsyslog_ident = pgbouncer\nsyslog_facility = daemon\n"
-	                        "server_round_robin = 0\ndisable_pqexec = 0\napplication_name_add_host = 0\n"
-	                        "conffile = /etc/pgbouncer/pgbouncer.ini\nservice_name = pgbouncer\njob_name = pgbouncer\n"
-	                        "listen_backlog = 128\nsbuf_loopcnt = 5\nso_reuseport = 0\ntcp_defer_accept = 1\n"
-	                        "tcp_socket_buffer = 0\npkt_buf = 4096\nmax_packet_size = 2147483647\n"
-	                        "suspend_timeout = 10\ndns_max_ttl = 15\ndns_nxdomain_ttl = 15\n"
-	                        "dns_zone_check_period = 0\nresolv_conf =\nauth_hba_file =\n"
-	                        "auth_query = SELECT usename, passwd FROM pg_shadow WHERE usename=$1\n"
-	                        "auth_user =\nauth_dbname =\ntrack_extra_parameters = IntervalStyle\n"
-	                        "server_fast_close = 0\npeer_id = 0\n"
-	                        "client_tls_sslmode = disable\nclient_tls_key_file =\nclient_tls_cert_file =\n"
-	                        "client_tls_ca_file =\nclient_tls_protocols = secure\nclient_tls_ciphers = default\n"
-	                        "client_tls_ecdhcurve = auto\nclient_tls_dheparams = auto\n"
-	                        "server_tls_sslmode = prefer\nserver_tls_ca_file =\nserver_tls_key_file =\n"
-	                        "server_tls_cert_file =\nserver_tls_protocols = secure\nserver_tls_ciphers = default\n",
-	                        &r, NULL);
+	struct config *c =
+	    load("[pgbouncer]\n"
+	         "logfile = /tmp/x.log\npidfile = /tmp/x.pid\nverbose = 0\n"
+	         "syslog = 0\nsyslog_ident = pgbouncer\nsyslog_facility = daemon\n"
+	         "server_round_robin = 0\ndisable_pqexec = 0\napplication_name_add_host = 0\n"
+	         "conffile = /etc/pgbouncer/pgbouncer.ini\nservice_name = pgbouncer\njob_name = pgbouncer\n"
+	         "listen_backlog = 128\nsbuf_loopcnt = 5\nso_reuseport = 0\ntcp_defer_accept = 1\n"
+	         "tcp_socket_buffer = 0\npkt_buf = 4096\nmax_packet_size = 2147483647\n"
+	         "suspend_timeout = 10\ndns_max_ttl = 15\ndns_nxdomain_ttl = 15\n"
+	         "dns_zone_check_period = 0\nresolv_conf =\nauth_hba_file =\n"
+	         "auth_query = SELECT usename, passwd FROM pg_shadow WHERE usename=$1\n"
+	         "auth_user =\nauth_dbname =\ntrack_extra_parameters = IntervalStyle\n"
+	         "server_fast_close = 0\npeer_id = 0\n"
+	         "client_tls_sslmode = disable\nclient_tls_key_file =\nclient_tls_cert_file =\n"
+	         "client_tls_ca_file =\nclient_tls_protocols = secure\nclient_tls_ciphers = default\n"
+	         "client_tls_ecdhcurve = auto\nclient_tls_dheparams = auto\n"
+	         "server_tls_sslmode = prefer\nserver_tls_ca_file =\nserver_tls_key_file =\n"
+	         "server_tls_cert_file =\nserver_tls_protocols = secure\nserver_tls_ciphers = default\n",
+	         &r, NULL);
 
 	(void)state;
 	assert_non_null(c);
@@ -697,19 +709,23 @@ static void test_pgbouncer_keys_warn_when_changed(void **state)
 		const char *line;
 		const char *message;
 	} cases[] = {
-		{ "syslog = 1", "syslog = 1: accepted for compatibility, has no effect" },
-		{ "listen_backlog = 4096", "listen_backlog = 4096: accepted for compatibility, has no effect" },
-		{ "suspend_timeout = 20", "suspend_timeout = 20: accepted for compatibility, has no effect" },
-		{ "syslog_ident = mine", "syslog_ident = mine: accepted for compatibility, has no effect" },
-		{ "user = postgres", "user = postgres: accepted for compatibility, has no effect; pgsluice does not switch users" },
-		{ "auth_user = pgbouncer", "auth_user = pgbouncer: accepted for compatibility, has no effect; auth_query lookups are not supported" },
-		{ "client_tls_key_file = /k.pem", "client_tls_key_file = /k.pem: accepted for compatibility, has no effect; TLS is not supported yet" },
-		{ "client_tls_sslmode = require", "client_tls_sslmode = require: TLS is not supported yet" },
-		{ "server_tls_sslmode = verify-full", "server_tls_sslmode = verify-full: TLS is not supported yet" },
+	    {"syslog = 1", "syslog = 1: accepted for compatibility, has no effect"},
+	    {"listen_backlog = 4096", "listen_backlog = 4096: accepted for compatibility, has no effect"},
+	    {"suspend_timeout = 20", "suspend_timeout = 20: accepted for compatibility, has no effect"},
+	    {"syslog_ident = mine", "syslog_ident = mine: accepted for compatibility, has no effect"},
+	    {"user = postgres",
+	     "user = postgres: accepted for compatibility, has no effect; pgsluice does not switch users"},
+	    {"auth_user = pgbouncer", "auth_user = pgbouncer: accepted for compatibility, has no effect; "
+	                              "auth_query lookups are not supported"},
+	    {"client_tls_key_file = /k.pem", "client_tls_key_file = /k.pem: accepted for compatibility, has "
+	                                     "no effect; TLS is not supported yet"},
+	    {"client_tls_sslmode = require", "client_tls_sslmode = require: TLS is not supported yet"},
+	    {"server_tls_sslmode = verify-full",
+	     "server_tls_sslmode = verify-full: TLS is not supported yet"},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct reports r = { 0 };
+		struct reports r = {0};
 		char text[256];
 		const char *path;
 		snprintf(text, sizeof(text), "[pgbouncer]\n%s\n", cases[i].line);
@@ -722,8 +738,9 @@ static void test_pgbouncer_keys_warn_when_changed(void **state)
 		teardown(NULL);
 	}
 	/* allow/prefer without TLS is what those modes permit: no warning. */
-	struct reports r = { 0 };
-	struct config *c = load("[pgbouncer]\nclient_tls_sslmode = allow\nserver_tls_sslmode = disable\n", &r, NULL);
+	struct reports r = {0};
+	struct config *c =
+	    load("[pgbouncer]\nclient_tls_sslmode = allow\nserver_tls_sslmode = disable\n", &r, NULL);
 	assert_non_null(c);
 	assert_int_equal(r.n, 0);
 	config_free(c);
@@ -732,7 +749,7 @@ static void test_pgbouncer_keys_warn_when_changed(void **state)
 
 static void test_config_set(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	struct config *c = load("[pgsluice]\nauth_file = /etc/a.txt\n", &r, NULL);
 	char err[256];
 	const char *name;
@@ -783,7 +800,7 @@ static void test_config_set(void **state)
 
 static void test_config_copy(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	struct config *c = load("[pgsluice]\nauth_file = /etc/a.txt\n[databases]\napp = host=h password=p\n"
 	                        "* = host=f\n[users]\nu = pool_size=2\n",
 	                        &r, NULL);
@@ -810,7 +827,7 @@ static void test_config_copy(void **state)
 
 static void test_lines_pgbouncer_style(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	char text[1024], host[400];
 	struct config *c;
 
@@ -847,14 +864,15 @@ static void test_lines_pgbouncer_style(void **state)
 
 static void test_include(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	char text[256];
 	const char *inc = write_tmp("[databases]\nincluded = host=inc\nbroken = port=x\n");
 	const char *path;
 	struct config *c;
 
 	(void)state;
-	snprintf(text, sizeof(text), "[pgsluice]\nlisten_port = 7001\n%%include %s\n[users]\nu = pool_size=1\n", inc);
+	snprintf(text, sizeof(text),
+	         "[pgsluice]\nlisten_port = 7001\n%%include %s\n[users]\nu = pool_size=1\n", inc);
 	c = load(text, &r, &path);
 	assert_null(c);
 	/* The error names the included file and its own line. */
@@ -880,7 +898,7 @@ static void test_include(void **state)
 
 static void test_missing_file(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	struct config *c = config_load("/nonexistent/pgsluice.ini", collect, &r);
 
 	(void)state;
@@ -894,7 +912,7 @@ static void test_missing_file(void **state)
 
 static void test_empty_values(void **state)
 {
-	struct reports r = { 0 };
+	struct reports r = {0};
 	struct config *c = load("[pgsluice]\nlisten_addr =\nunix_socket_dir =\nauth_file =\nadmin_users = \n"
 	                        "logfile =\nlisten_addr = *\nunix_socket_dir=\n",
 	                        &r, NULL);
@@ -916,15 +934,12 @@ static void test_enum_names_and_values(void **state)
 		const char *text;
 		enum auth_type type;
 	} auths[] = {
-		{ "trust", AUTH_TRUST },
-		{ "plain", AUTH_PLAIN },
-		{ "md5", AUTH_MD5 },
-		{ "scram-sha-256", AUTH_SCRAM },
-		{ "SCRAM-SHA-256", AUTH_SCRAM },
+	    {"trust", AUTH_TRUST},         {"plain", AUTH_PLAIN},         {"md5", AUTH_MD5},
+	    {"scram-sha-256", AUTH_SCRAM}, {"SCRAM-SHA-256", AUTH_SCRAM},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(auths) / sizeof(auths[0]); i++) {
-		struct reports r = { 0 };
+		struct reports r = {0};
 		char text[128];
 		snprintf(text, sizeof(text), "[pgsluice]\nauth_type = %s\nverbose = 2\n", auths[i].text);
 		struct config *c = load(text, &r, NULL);
@@ -943,32 +958,32 @@ static void test_enum_names_and_values(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_defaults_every_key, teardown),
-		cmocka_unit_test_teardown(test_reloadable_flags, teardown),
-		cmocka_unit_test_teardown(test_pgbouncer_alias, teardown),
-		cmocka_unit_test_teardown(test_bad_values_name_file_line, teardown),
-		cmocka_unit_test_teardown(test_all_errors_reported, teardown),
-		cmocka_unit_test_teardown(test_unknown_key_did_you_mean, teardown),
-		cmocka_unit_test_teardown(test_unknown_section_and_stray_lines, teardown),
-		cmocka_unit_test_teardown(test_duplicate_key_later_wins, teardown),
-		cmocka_unit_test_teardown(test_durations_with_units, teardown),
-		cmocka_unit_test_teardown(test_tcp_user_timeout_bare_number_is_ms, teardown),
-		cmocka_unit_test_teardown(test_databases_connection_strings, teardown),
-		cmocka_unit_test_teardown(test_databases_errors, teardown),
-		cmocka_unit_test_teardown(test_databases_unsupported_keys_warn, teardown),
-		cmocka_unit_test_teardown(test_fallback_and_duplicate_databases, teardown),
-		cmocka_unit_test_teardown(test_users_section, teardown),
-		cmocka_unit_test_teardown(test_inheritance, teardown),
-		cmocka_unit_test_teardown(test_list_contains, teardown),
-		cmocka_unit_test_teardown(test_pgbouncer_keys_quiet_at_default, teardown),
-		cmocka_unit_test_teardown(test_pgbouncer_keys_warn_when_changed, teardown),
-		cmocka_unit_test_teardown(test_config_set, teardown),
-		cmocka_unit_test_teardown(test_config_copy, teardown),
-		cmocka_unit_test_teardown(test_lines_pgbouncer_style, teardown),
-		cmocka_unit_test_teardown(test_include, teardown),
-		cmocka_unit_test_teardown(test_missing_file, teardown),
-		cmocka_unit_test_teardown(test_empty_values, teardown),
-		cmocka_unit_test_teardown(test_enum_names_and_values, teardown),
+	    cmocka_unit_test_teardown(test_defaults_every_key, teardown),
+	    cmocka_unit_test_teardown(test_reloadable_flags, teardown),
+	    cmocka_unit_test_teardown(test_pgbouncer_alias, teardown),
+	    cmocka_unit_test_teardown(test_bad_values_name_file_line, teardown),
+	    cmocka_unit_test_teardown(test_all_errors_reported, teardown),
+	    cmocka_unit_test_teardown(test_unknown_key_did_you_mean, teardown),
+	    cmocka_unit_test_teardown(test_unknown_section_and_stray_lines, teardown),
+	    cmocka_unit_test_teardown(test_duplicate_key_later_wins, teardown),
+	    cmocka_unit_test_teardown(test_durations_with_units, teardown),
+	    cmocka_unit_test_teardown(test_tcp_user_timeout_bare_number_is_ms, teardown),
+	    cmocka_unit_test_teardown(test_databases_connection_strings, teardown),
+	    cmocka_unit_test_teardown(test_databases_errors, teardown),
+	    cmocka_unit_test_teardown(test_databases_unsupported_keys_warn, teardown),
+	    cmocka_unit_test_teardown(test_fallback_and_duplicate_databases, teardown),
+	    cmocka_unit_test_teardown(test_users_section, teardown),
+	    cmocka_unit_test_teardown(test_inheritance, teardown),
+	    cmocka_unit_test_teardown(test_list_contains, teardown),
+	    cmocka_unit_test_teardown(test_pgbouncer_keys_quiet_at_default, teardown),
+	    cmocka_unit_test_teardown(test_pgbouncer_keys_warn_when_changed, teardown),
+	    cmocka_unit_test_teardown(test_config_set, teardown),
+	    cmocka_unit_test_teardown(test_config_copy, teardown),
+	    cmocka_unit_test_teardown(test_lines_pgbouncer_style, teardown),
+	    cmocka_unit_test_teardown(test_include, teardown),
+	    cmocka_unit_test_teardown(test_missing_file, teardown),
+	    cmocka_unit_test_teardown(test_empty_values, teardown),
+	    cmocka_unit_test_teardown(test_enum_names_and_values, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

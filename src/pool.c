@@ -398,6 +398,39 @@ void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn lau
 		for (int i = 0; i < n_launch; i++)
 			launch(p, arg);
 	}
+	/* A pool whose waiters are held back only by max_db_connections or
+	 * max_user_connections takes the slot of another pool's idle server. */
+	list_for_each(it, &pools) {
+		struct pool *p = container_of(it, struct pool, node);
+		pthread_mutex_lock(&p->lock);
+		bool starved = p->n_waiting > 0 && p->n_connecting == 0 && p->n_idle == 0 &&
+		               p->n_servers < p->set->pool_size && !p->set->removed;
+		pthread_mutex_unlock(&p->lock);
+		if (!starved)
+			continue;
+		struct list *qit;
+		list_for_each(qit, &pools) {
+			struct pool *q = container_of(qit, struct pool, node);
+			if (q == p || (q->db_limit != p->db_limit && q->user_limit != p->user_limit))
+				continue;
+			pthread_mutex_lock(&q->lock);
+			struct server *victim = NULL;
+			if (!list_empty(&q->idle)) {
+				victim = container_of(q->idle.prev, struct server, pool_node); /* the longest idle */
+				list_del(&victim->pool_node);
+				q->n_idle--;
+				count_out(q);
+				server_set_state(victim, SV_CLOSED);
+				list_add_tail(&expired, &victim->pool_node);
+			}
+			pthread_mutex_unlock(&q->lock);
+			if (victim != NULL) {
+				log_msg(LOG_INFO, "pool %s: closing an idle server of pool %s to make room under a limit",
+				        p->name, q->name);
+				break;
+			}
+		}
+	}
 	pthread_mutex_unlock(&registry_lock);
 	struct list *n;
 	while ((n = list_pop_head(&expired)) != NULL) {

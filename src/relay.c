@@ -107,7 +107,7 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 			break;
 		case 'X':
 			/* Terminate: the client leaves; what it sent before still goes. */
-			b->start = b->scan + (have < total ? have : total);
+			b->end = b->scan; /* the Terminate itself is not forwarded */
 			client_close(cl, "client sent Terminate");
 			return STEP_CLOSED;
 		case 'P':

@@ -54,8 +54,15 @@ void server_free(struct server *s)
 	if (s == NULL)
 		return;
 	struct list *n;
-	while ((n = list_pop_head(&s->cancels)) != NULL)
-		container_of(n, struct cancel_req, server_node)->server = NULL;
+	/* The backend goes with its server: a pending cancel has nothing left to do. */
+	while ((n = list_pop_head(&s->cancels)) != NULL) {
+		struct cancel_req *c = container_of(n, struct cancel_req, server_node);
+		if (c->ev != NULL)
+			event_free(c->ev);
+		if (c->fd >= 0)
+			close(c->fd);
+		free(c);
+	}
 	struct buf_pool *bp = s->worker != NULL ? &s->worker->bufs : NULL;
 	if (bp != NULL) {
 		conn_close(&s->conn, bp);
@@ -121,8 +128,8 @@ static void login_failed(struct server *s, const char *severity, const char *sql
 
 static void server_finish_close(struct server *s, const char *reason)
 {
-	if (log_enabled(LOG_DEBUG) || s->state == SV_ACTIVE)
-		log_server(s, s->state == SV_ACTIVE ? LOG_INFO : LOG_DEBUG, "closing: %s", reason);
+	if (s->state != SV_CONNECTING && s->state != SV_LOGIN)
+		log_server(s, LOG_INFO, "closing: %s", reason);
 	conn_detach(&s->conn);
 	if (list_linked(&s->worker_node))
 		list_del(&s->worker_node);

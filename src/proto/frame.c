@@ -15,60 +15,58 @@
  * megabytes on a message that should be tiny. */
 #define FRAME_LEN_SMALL 0x10000u
 
+/* {4, max} for variable-size messages, {n, n} for fixed-size ones. */
 struct frame_limit {
 	uint32_t min; /* min == max: fixed-size message */
 	uint32_t max; /* 0: this side may not send the type */
 };
 
-#define EXACTLY(n) {(n), (n)}
-#define UP_TO(n) {4, (n)}
-
 /* Frontend messages. */
 static const struct frame_limit client_limits[256] = {
-	['Q'] = UP_TO(FRAME_LEN_HUGE),  /* Query */
-	['P'] = UP_TO(FRAME_LEN_HUGE),  /* Parse */
-	['B'] = UP_TO(FRAME_LEN_HUGE),  /* Bind */
-	['d'] = UP_TO(FRAME_LEN_HUGE),  /* CopyData */
-	['F'] = UP_TO(FRAME_LEN_HUGE),  /* FunctionCall */
-	['E'] = UP_TO(FRAME_LEN_SMALL), /* Execute */
-	['D'] = UP_TO(FRAME_LEN_SMALL), /* Describe */
-	['C'] = UP_TO(FRAME_LEN_SMALL), /* Close */
-	['f'] = UP_TO(FRAME_LEN_SMALL), /* CopyFail */
-	['p'] = UP_TO(FRAME_LEN_SMALL), /* PasswordMessage, SASLInitialResponse, SASLResponse */
-	['S'] = EXACTLY(4),             /* Sync */
-	['H'] = EXACTLY(4),             /* Flush */
-	['X'] = EXACTLY(4),             /* Terminate */
-	['c'] = EXACTLY(4),             /* CopyDone */
+    ['Q'] = {4, FRAME_LEN_HUGE},  /* Query */
+    ['P'] = {4, FRAME_LEN_HUGE},  /* Parse */
+    ['B'] = {4, FRAME_LEN_HUGE},  /* Bind */
+    ['d'] = {4, FRAME_LEN_HUGE},  /* CopyData */
+    ['F'] = {4, FRAME_LEN_HUGE},  /* FunctionCall */
+    ['E'] = {4, FRAME_LEN_SMALL}, /* Execute */
+    ['D'] = {4, FRAME_LEN_SMALL}, /* Describe */
+    ['C'] = {4, FRAME_LEN_SMALL}, /* Close */
+    ['f'] = {4, FRAME_LEN_SMALL}, /* CopyFail */
+    ['p'] = {4, FRAME_LEN_SMALL}, /* PasswordMessage, SASLInitialResponse, SASLResponse */
+    ['S'] = {4, 4},               /* Sync */
+    ['H'] = {4, 4},               /* Flush */
+    ['X'] = {4, 4},               /* Terminate */
+    ['c'] = {4, 4},               /* CopyDone */
 };
 
 /* Backend messages. */
 static const struct frame_limit server_limits[256] = {
-	['Z'] = EXACTLY(5),  /* ReadyForQuery: one status byte */
-	['K'] = EXACTLY(12), /* BackendKeyData: we speak 3.0 to servers, so the key is 4 bytes */
-	['1'] = EXACTLY(4),  /* ParseComplete */
-	['2'] = EXACTLY(4),  /* BindComplete */
-	['3'] = EXACTLY(4),  /* CloseComplete */
-	['n'] = EXACTLY(4),  /* NoData */
-	['s'] = EXACTLY(4),  /* PortalSuspended */
-	['I'] = EXACTLY(4),  /* EmptyQueryResponse */
-	['c'] = EXACTLY(4),  /* CopyDone */
-	['R'] = UP_TO(FRAME_LEN_SMALL), /* Authentication* */
-	['S'] = UP_TO(FRAME_LEN_SMALL), /* ParameterStatus */
-	['C'] = UP_TO(FRAME_LEN_SMALL), /* CommandComplete: a tag and a row count */
-	['v'] = UP_TO(FRAME_LEN_SMALL), /* NegotiateProtocolVersion */
-	['G'] = UP_TO(FRAME_LEN_SMALL), /* CopyInResponse: 3 bytes + 2 per column (<= 1600) */
-	['H'] = UP_TO(FRAME_LEN_SMALL), /* CopyOutResponse */
-	['W'] = UP_TO(FRAME_LEN_SMALL), /* CopyBothResponse */
-	/* These carry user data or server text of unbounded size (a NOTIFY
-	 * payload, an error quoting a huge statement, 1600 column names). */
-	['T'] = UP_TO(FRAME_LEN_HUGE), /* RowDescription */
-	['t'] = UP_TO(FRAME_LEN_HUGE), /* ParameterDescription */
-	['E'] = UP_TO(FRAME_LEN_HUGE), /* ErrorResponse */
-	['N'] = UP_TO(FRAME_LEN_HUGE), /* NoticeResponse */
-	['A'] = UP_TO(FRAME_LEN_HUGE), /* NotificationResponse */
-	['D'] = UP_TO(FRAME_LEN_HUGE), /* DataRow */
-	['d'] = UP_TO(FRAME_LEN_HUGE), /* CopyData */
-	['V'] = UP_TO(FRAME_LEN_HUGE), /* FunctionCallResponse */
+    ['Z'] = {5, 5},               /* ReadyForQuery: one status byte */
+    ['K'] = {12, 12},             /* BackendKeyData: we speak 3.0 to servers, so the key is 4 bytes */
+    ['1'] = {4, 4},               /* ParseComplete */
+    ['2'] = {4, 4},               /* BindComplete */
+    ['3'] = {4, 4},               /* CloseComplete */
+    ['n'] = {4, 4},               /* NoData */
+    ['s'] = {4, 4},               /* PortalSuspended */
+    ['I'] = {4, 4},               /* EmptyQueryResponse */
+    ['c'] = {4, 4},               /* CopyDone */
+    ['R'] = {4, FRAME_LEN_SMALL}, /* Authentication* */
+    ['S'] = {4, FRAME_LEN_SMALL}, /* ParameterStatus */
+    ['C'] = {4, FRAME_LEN_SMALL}, /* CommandComplete: a tag and a row count */
+    ['v'] = {4, FRAME_LEN_SMALL}, /* NegotiateProtocolVersion */
+    ['G'] = {4, FRAME_LEN_SMALL}, /* CopyInResponse: 3 bytes + 2 per column (<= 1600) */
+    ['H'] = {4, FRAME_LEN_SMALL}, /* CopyOutResponse */
+    ['W'] = {4, FRAME_LEN_SMALL}, /* CopyBothResponse */
+    /* These carry user data or server text of unbounded size (a NOTIFY
+     * payload, an error quoting a huge statement, 1600 column names). */
+    ['T'] = {4, FRAME_LEN_HUGE}, /* RowDescription */
+    ['t'] = {4, FRAME_LEN_HUGE}, /* ParameterDescription */
+    ['E'] = {4, FRAME_LEN_HUGE}, /* ErrorResponse */
+    ['N'] = {4, FRAME_LEN_HUGE}, /* NoticeResponse */
+    ['A'] = {4, FRAME_LEN_HUGE}, /* NotificationResponse */
+    ['D'] = {4, FRAME_LEN_HUGE}, /* DataRow */
+    ['d'] = {4, FRAME_LEN_HUGE}, /* CopyData */
+    ['V'] = {4, FRAME_LEN_HUGE}, /* FunctionCallResponse */
 };
 
 static const struct frame_limit *frame_limit(enum frame_side side, uint8_t type)

@@ -167,8 +167,8 @@ void msg_end(struct msgbuf *m)
 
 /* Whole messages. */
 
-void msg_error(struct msgbuf *m, bool notice, const char *severity, const char *sqlstate,
-               const char *message, const char *detail, const char *hint)
+void msg_error(struct msgbuf *m, bool notice, const char *severity, const char *sqlstate, const char *message,
+               const char *detail, const char *hint)
 {
 	/* Field order as PostgreSQL sends it; some drivers log fields in the
 	 * order received. V (non-localised severity) exists since 9.6 and is
@@ -432,13 +432,26 @@ bool msg_read_error(const uint8_t *body, size_t n, struct pg_error *out)
 		if (!read_cstring_at(body, n, &off, &value))
 			goto bad;
 		switch (code) {
-		case 'S': out->severity = value; break;
-		case 'V': out->severity_v = value; break;
-		case 'C': out->sqlstate = value; break;
-		case 'M': out->message = value; break;
-		case 'D': out->detail = value; break;
-		case 'H': out->hint = value; break;
-		default: break; /* F, L, R, P, W, s, t...: relayed, not read */
+		case 'S':
+			out->severity = value;
+			break;
+		case 'V':
+			out->severity_v = value;
+			break;
+		case 'C':
+			out->sqlstate = value;
+			break;
+		case 'M':
+			out->message = value;
+			break;
+		case 'D':
+			out->detail = value;
+			break;
+		case 'H':
+			out->hint = value;
+			break;
+		default:
+			break; /* F, L, R, P, W, s, t...: relayed, not read */
 		}
 	}
 	/* Bytes after the terminator mean the length and the content disagree:

@@ -15,7 +15,8 @@
 
 #include "util/str.h"
 
-static void startup_set_err(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void startup_set_err(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void startup_set_err(char *err, size_t err_size, const char *fmt, ...)
 {
@@ -167,8 +168,8 @@ enum startup_result startup_parse(const uint8_t *p, size_t avail, struct startup
 	}
 	if (what != NULL) {
 		if (len != expect) {
-			startup_set_err(err, err_size, "invalid length of %s packet: %u bytes, expected %u", what,
-			                len, expect);
+			startup_set_err(err, err_size, "invalid length of %s packet: %u bytes, expected %u",
+			                what, len, expect);
 			goto fail;
 		}
 		if (out->kind == STARTUP_CANCEL_REQUEST) {
@@ -182,8 +183,9 @@ enum startup_result startup_parse(const uint8_t *p, size_t avail, struct startup
 	/* Any 3.x is fine here: the caller answers a newer minor with
 	 * NegotiateProtocolVersion, as PostgreSQL does. */
 	if (code >> 16 != 3) {
-		startup_set_err(err, err_size, "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
-		                code >> 16, code & 0xffffu);
+		startup_set_err(err, err_size,
+		                "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0", code >> 16,
+		                code & 0xffffu);
 		goto fail;
 	}
 	out->version = code;
@@ -237,7 +239,8 @@ static bool startup_next_word(const char **s, char *word)
 
 /* "name=value" after -c or --: as ParseLongOption(), dashes in the name
  * become underscores (--statement-timeout=5s sets statement_timeout). */
-static bool startup_add_setting(const char *arg, const char *flag, struct params *out, char *err, size_t err_size)
+static bool startup_add_setting(const char *arg, const char *flag, struct params *out, char *err,
+                                size_t err_size)
 {
 	const char *eq = strchr(arg, '=');
 	char *name;
@@ -248,7 +251,8 @@ static bool startup_add_setting(const char *arg, const char *flag, struct params
 		return false;
 	}
 	if (eq == arg) {
-		startup_set_err(err, err_size, "missing parameter name in options parameter: %s%s", flag, arg);
+		startup_set_err(err, err_size, "missing parameter name in options parameter: %s%s", flag,
+		                arg);
 		return false;
 	}
 	name = strndup(arg, (size_t)(eq - arg));
@@ -271,7 +275,7 @@ bool startup_split_options(const char *options, struct params *out, char *err, s
 	struct params parsed = PARAMS_INIT;
 	const char *s = options;
 	char *word = NULL;
-	bool want_c_arg = false; /* the previous word was a bare "-c" */
+	bool want_c_arg = false;       /* the previous word was a bare "-c" */
 	bool no_more_switches = false; /* after "--", as getopt() */
 	bool ok = false;
 
@@ -290,7 +294,8 @@ bool startup_split_options(const char *options, struct params *out, char *err, s
 			if (!startup_add_setting(word, "-c ", &parsed, err, err_size))
 				goto done;
 		} else if (no_more_switches || word[0] != '-' || word[1] == '\0') {
-			startup_set_err(err, err_size, "invalid command-line argument in options parameter: %s", word);
+			startup_set_err(err, err_size,
+			                "invalid command-line argument in options parameter: %s", word);
 			goto done;
 		} else if (word[1] == 'c') {
 			if (word[2] == '\0')
@@ -305,7 +310,8 @@ bool startup_split_options(const char *options, struct params *out, char *err, s
 		} else {
 			/* Other backend switches (-d, -B, -F...) change things a
 			 * pooled server connection cannot give one client. */
-			startup_set_err(err, err_size, "unsupported option in options parameter: -%c", word[1]);
+			startup_set_err(err, err_size, "unsupported option in options parameter: -%c",
+			                word[1]);
 			goto done;
 		}
 	}

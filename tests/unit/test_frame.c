@@ -35,111 +35,111 @@ struct header_case {
 #define S FRAME_FROM_SERVER
 
 static const struct header_case header_cases[] = {
-	/* Hostile lengths on a type that allows 1 GiB. */
-	{C, 'Q', 0, FRAME_BAD_LENGTH},
-	{C, 'Q', 3, FRAME_BAD_LENGTH},
-	{C, 'Q', 4, FRAME_OK},
-	{C, 'Q', HUGE_MAX, FRAME_OK},
-	{C, 'Q', HUGE_MAX + 1, FRAME_BAD_LENGTH},
-	{C, 'Q', 0x7fffffffu, FRAME_BAD_LENGTH},
-	{C, 'Q', 0x80000000u, FRAME_BAD_LENGTH}, /* 2^31: negative as an int32 */
-	{C, 'Q', 0xffffffffu, FRAME_BAD_LENGTH}, /* -1 */
-	{S, 'D', 0, FRAME_BAD_LENGTH},
-	{S, 'D', 3, FRAME_BAD_LENGTH},
-	{S, 'D', 0x80000000u, FRAME_BAD_LENGTH},
-	{S, 'D', 0x7fffffffu, FRAME_BAD_LENGTH},
+    /* Hostile lengths on a type that allows 1 GiB. */
+    {C, 'Q', 0, FRAME_BAD_LENGTH},
+    {C, 'Q', 3, FRAME_BAD_LENGTH},
+    {C, 'Q', 4, FRAME_OK},
+    {C, 'Q', HUGE_MAX, FRAME_OK},
+    {C, 'Q', HUGE_MAX + 1, FRAME_BAD_LENGTH},
+    {C, 'Q', 0x7fffffffu, FRAME_BAD_LENGTH},
+    {C, 'Q', 0x80000000u, FRAME_BAD_LENGTH}, /* 2^31: negative as an int32 */
+    {C, 'Q', 0xffffffffu, FRAME_BAD_LENGTH}, /* -1 */
+    {S, 'D', 0, FRAME_BAD_LENGTH},
+    {S, 'D', 3, FRAME_BAD_LENGTH},
+    {S, 'D', 0x80000000u, FRAME_BAD_LENGTH},
+    {S, 'D', 0x7fffffffu, FRAME_BAD_LENGTH},
 
-	/* Client: big messages. */
-	{C, 'P', HUGE_MAX, FRAME_OK},
-	{C, 'B', HUGE_MAX, FRAME_OK},
-	{C, 'd', HUGE_MAX, FRAME_OK},
-	{C, 'F', HUGE_MAX, FRAME_OK},
-	{C, 'P', HUGE_MAX + 1, FRAME_BAD_LENGTH},
-	{C, 'd', HUGE_MAX + 1, FRAME_BAD_LENGTH},
-	/* Client: small messages. */
-	{C, 'E', SMALL_MAX, FRAME_OK},
-	{C, 'E', SMALL_MAX + 1, FRAME_BAD_LENGTH},
-	{C, 'D', SMALL_MAX, FRAME_OK},
-	{C, 'D', SMALL_MAX + 1, FRAME_BAD_LENGTH},
-	{C, 'C', SMALL_MAX + 1, FRAME_BAD_LENGTH},
-	{C, 'f', SMALL_MAX + 1, FRAME_BAD_LENGTH},
-	{C, 'p', SMALL_MAX, FRAME_OK},
-	{C, 'p', SMALL_MAX + 1, FRAME_BAD_LENGTH},
-	{C, 'p', 3, FRAME_BAD_LENGTH},
-	/* Client: fixed 4. */
-	{C, 'S', 4, FRAME_OK},
-	{C, 'S', 5, FRAME_BAD_LENGTH},
-	{C, 'H', 4, FRAME_OK},
-	{C, 'H', 8, FRAME_BAD_LENGTH},
-	{C, 'X', 4, FRAME_OK},
-	{C, 'X', 3, FRAME_BAD_LENGTH},
-	{C, 'c', 4, FRAME_OK},
-	{C, 'c', 5, FRAME_BAD_LENGTH},
-	/* Client: types only a server may send, and garbage. */
-	{C, 'Z', 5, FRAME_BAD_TYPE},
-	{C, 'K', 12, FRAME_BAD_TYPE},
-	{C, 'R', 8, FRAME_BAD_TYPE},
-	{C, 'T', 6, FRAME_BAD_TYPE},
-	{C, 'A', 10, FRAME_BAD_TYPE},
-	{C, 0x00, 8, FRAME_BAD_TYPE}, /* a second startup packet */
-	{C, 0xff, 4, FRAME_BAD_TYPE},
-	{C, 'G', 0, FRAME_BAD_TYPE},  /* the type is judged before the length */
-	{C, 0x16, 4, FRAME_BAD_TYPE}, /* TLS handshake record after "no SSL" */
+    /* Client: big messages. */
+    {C, 'P', HUGE_MAX, FRAME_OK},
+    {C, 'B', HUGE_MAX, FRAME_OK},
+    {C, 'd', HUGE_MAX, FRAME_OK},
+    {C, 'F', HUGE_MAX, FRAME_OK},
+    {C, 'P', HUGE_MAX + 1, FRAME_BAD_LENGTH},
+    {C, 'd', HUGE_MAX + 1, FRAME_BAD_LENGTH},
+    /* Client: small messages. */
+    {C, 'E', SMALL_MAX, FRAME_OK},
+    {C, 'E', SMALL_MAX + 1, FRAME_BAD_LENGTH},
+    {C, 'D', SMALL_MAX, FRAME_OK},
+    {C, 'D', SMALL_MAX + 1, FRAME_BAD_LENGTH},
+    {C, 'C', SMALL_MAX + 1, FRAME_BAD_LENGTH},
+    {C, 'f', SMALL_MAX + 1, FRAME_BAD_LENGTH},
+    {C, 'p', SMALL_MAX, FRAME_OK},
+    {C, 'p', SMALL_MAX + 1, FRAME_BAD_LENGTH},
+    {C, 'p', 3, FRAME_BAD_LENGTH},
+    /* Client: fixed 4. */
+    {C, 'S', 4, FRAME_OK},
+    {C, 'S', 5, FRAME_BAD_LENGTH},
+    {C, 'H', 4, FRAME_OK},
+    {C, 'H', 8, FRAME_BAD_LENGTH},
+    {C, 'X', 4, FRAME_OK},
+    {C, 'X', 3, FRAME_BAD_LENGTH},
+    {C, 'c', 4, FRAME_OK},
+    {C, 'c', 5, FRAME_BAD_LENGTH},
+    /* Client: types only a server may send, and garbage. */
+    {C, 'Z', 5, FRAME_BAD_TYPE},
+    {C, 'K', 12, FRAME_BAD_TYPE},
+    {C, 'R', 8, FRAME_BAD_TYPE},
+    {C, 'T', 6, FRAME_BAD_TYPE},
+    {C, 'A', 10, FRAME_BAD_TYPE},
+    {C, 0x00, 8, FRAME_BAD_TYPE}, /* a second startup packet */
+    {C, 0xff, 4, FRAME_BAD_TYPE},
+    {C, 'G', 0, FRAME_BAD_TYPE},  /* the type is judged before the length */
+    {C, 0x16, 4, FRAME_BAD_TYPE}, /* TLS handshake record after "no SSL" */
 
-	/* Server: fixed sizes. */
-	{S, 'Z', 5, FRAME_OK},
-	{S, 'Z', 4, FRAME_BAD_LENGTH},
-	{S, 'Z', 6, FRAME_BAD_LENGTH},
-	{S, 'K', 12, FRAME_OK},
-	{S, 'K', 11, FRAME_BAD_LENGTH},
-	{S, 'K', 13, FRAME_BAD_LENGTH},
-	{S, 'K', 0x80000000u, FRAME_BAD_LENGTH},
-	{S, '1', 4, FRAME_OK},
-	{S, '1', 5, FRAME_BAD_LENGTH},
-	{S, '2', 4, FRAME_OK},
-	{S, '2', 3, FRAME_BAD_LENGTH},
-	{S, '3', 4, FRAME_OK},
-	{S, 'n', 4, FRAME_OK},
-	{S, 'n', 6, FRAME_BAD_LENGTH},
-	{S, 's', 4, FRAME_OK},
-	{S, 'I', 4, FRAME_OK},
-	{S, 'I', 5, FRAME_BAD_LENGTH},
-	{S, 'c', 4, FRAME_OK},
-	{S, 'c', 5, FRAME_BAD_LENGTH},
-	/* Server: small messages. */
-	{S, 'R', 8, FRAME_OK},
-	{S, 'R', SMALL_MAX, FRAME_OK},
-	{S, 'R', SMALL_MAX + 1, FRAME_BAD_LENGTH},
-	{S, 'S', SMALL_MAX, FRAME_OK},
-	{S, 'S', SMALL_MAX + 1, FRAME_BAD_LENGTH},
-	{S, 'C', 13, FRAME_OK},
-	{S, 'v', 12, FRAME_OK},
-	{S, 'G', 7, FRAME_OK},
-	{S, 'H', 7, FRAME_OK},
-	{S, 'W', 7, FRAME_OK},
-	/* Server: big messages. */
-	{S, 'T', HUGE_MAX, FRAME_OK},
-	{S, 'T', HUGE_MAX + 1, FRAME_BAD_LENGTH},
-	{S, 't', HUGE_MAX, FRAME_OK},
-	{S, 'E', HUGE_MAX, FRAME_OK},
-	{S, 'E', HUGE_MAX + 1, FRAME_BAD_LENGTH},
-	{S, 'N', HUGE_MAX, FRAME_OK},
-	{S, 'A', HUGE_MAX, FRAME_OK},
-	{S, 'D', HUGE_MAX, FRAME_OK},
-	{S, 'D', HUGE_MAX + 1, FRAME_BAD_LENGTH},
-	{S, 'd', HUGE_MAX, FRAME_OK},
-	{S, 'd', HUGE_MAX + 1, FRAME_BAD_LENGTH},
-	{S, 'V', HUGE_MAX, FRAME_OK},
-	/* Server: types only a client may send, and garbage. */
-	{S, 'Q', 10, FRAME_BAD_TYPE},
-	{S, 'P', 10, FRAME_BAD_TYPE},
-	{S, 'B', 10, FRAME_BAD_TYPE},
-	{S, 'X', 4, FRAME_BAD_TYPE},
-	{S, 'p', 10, FRAME_BAD_TYPE},
-	{S, 'F', 10, FRAME_BAD_TYPE},
-	{S, 'f', 10, FRAME_BAD_TYPE},
-	{S, 0x00, 4, FRAME_BAD_TYPE},
-	{S, 'z', 5, FRAME_BAD_TYPE},
+    /* Server: fixed sizes. */
+    {S, 'Z', 5, FRAME_OK},
+    {S, 'Z', 4, FRAME_BAD_LENGTH},
+    {S, 'Z', 6, FRAME_BAD_LENGTH},
+    {S, 'K', 12, FRAME_OK},
+    {S, 'K', 11, FRAME_BAD_LENGTH},
+    {S, 'K', 13, FRAME_BAD_LENGTH},
+    {S, 'K', 0x80000000u, FRAME_BAD_LENGTH},
+    {S, '1', 4, FRAME_OK},
+    {S, '1', 5, FRAME_BAD_LENGTH},
+    {S, '2', 4, FRAME_OK},
+    {S, '2', 3, FRAME_BAD_LENGTH},
+    {S, '3', 4, FRAME_OK},
+    {S, 'n', 4, FRAME_OK},
+    {S, 'n', 6, FRAME_BAD_LENGTH},
+    {S, 's', 4, FRAME_OK},
+    {S, 'I', 4, FRAME_OK},
+    {S, 'I', 5, FRAME_BAD_LENGTH},
+    {S, 'c', 4, FRAME_OK},
+    {S, 'c', 5, FRAME_BAD_LENGTH},
+    /* Server: small messages. */
+    {S, 'R', 8, FRAME_OK},
+    {S, 'R', SMALL_MAX, FRAME_OK},
+    {S, 'R', SMALL_MAX + 1, FRAME_BAD_LENGTH},
+    {S, 'S', SMALL_MAX, FRAME_OK},
+    {S, 'S', SMALL_MAX + 1, FRAME_BAD_LENGTH},
+    {S, 'C', 13, FRAME_OK},
+    {S, 'v', 12, FRAME_OK},
+    {S, 'G', 7, FRAME_OK},
+    {S, 'H', 7, FRAME_OK},
+    {S, 'W', 7, FRAME_OK},
+    /* Server: big messages. */
+    {S, 'T', HUGE_MAX, FRAME_OK},
+    {S, 'T', HUGE_MAX + 1, FRAME_BAD_LENGTH},
+    {S, 't', HUGE_MAX, FRAME_OK},
+    {S, 'E', HUGE_MAX, FRAME_OK},
+    {S, 'E', HUGE_MAX + 1, FRAME_BAD_LENGTH},
+    {S, 'N', HUGE_MAX, FRAME_OK},
+    {S, 'A', HUGE_MAX, FRAME_OK},
+    {S, 'D', HUGE_MAX, FRAME_OK},
+    {S, 'D', HUGE_MAX + 1, FRAME_BAD_LENGTH},
+    {S, 'd', HUGE_MAX, FRAME_OK},
+    {S, 'd', HUGE_MAX + 1, FRAME_BAD_LENGTH},
+    {S, 'V', HUGE_MAX, FRAME_OK},
+    /* Server: types only a client may send, and garbage. */
+    {S, 'Q', 10, FRAME_BAD_TYPE},
+    {S, 'P', 10, FRAME_BAD_TYPE},
+    {S, 'B', 10, FRAME_BAD_TYPE},
+    {S, 'X', 4, FRAME_BAD_TYPE},
+    {S, 'p', 10, FRAME_BAD_TYPE},
+    {S, 'F', 10, FRAME_BAD_TYPE},
+    {S, 'f', 10, FRAME_BAD_TYPE},
+    {S, 0x00, 4, FRAME_BAD_TYPE},
+    {S, 'z', 5, FRAME_BAD_TYPE},
 };
 
 #undef C
@@ -269,8 +269,9 @@ static void server_stream(struct stream *s)
 	static const uint8_t auth_ok[] = {0, 0, 0, 0};
 	static const char ps[] = "server_version\00015.6";
 	static const uint8_t key[] = {0, 0, 0x30, 0x39, 0xde, 0xad, 0xbe, 0xef};
-	static const uint8_t rd[] = {0, 1, 's', 'e', 'r', 'v', 'e', 'r', '_', 'v', 'e', 'r', 's', 'i', 'o', 'n', 0,
-	                             0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0};
+	static const uint8_t rd[] = {0,   1,   's', 'e',  'r',  'v',  'e',  'r',  '_',  'v', 'e', 'r',
+	                             's', 'i', 'o', 'n',  0,    0,    0,    0,    0,    0,   0,   0,
+	                             0,   0,   25,  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0,   0};
 	static const uint8_t dr[] = {0, 1, 0, 0, 0, 4, '1', '5', '.', '6'};
 	static const char cc[] = "SHOW";
 

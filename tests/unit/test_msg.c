@@ -118,33 +118,40 @@ static void test_backend_key(void **state)
 
 static void test_row_description(void **state)
 {
-	/* psql's "SHOW server_version" asks for this shape, with the column
-	 * called "version" as in SELECT version(). */
+	/* As PostgreSQL 15 sends it for SELECT version(): an expression
+	 * column has no table, type text. */
 	static const uint8_t want[] = {
-	    'T', 0x00, 0x00, 0x00, 0x20,                    /* length 32 */
-	    0x00, 0x01,                                     /* one column */
-	    'v', 'e', 'r', 's', 'i', 'o', 'n', 0x00,        /* name */
-	    0x00, 0x00, 0x00, 0x00,                         /* table oid 0 */
-	    0x00, 0x00,                                     /* attnum 0 */
-	    0x00, 0x00, 0x00, 0x19,                         /* type oid 25 (text) */
-	    0xff, 0xff,                                     /* typlen -1 */
-	    0xff, 0xff, 0xff, 0xff,                         /* typmod -1 */
-	    0x00, 0x00,                                     /* format text */
+	    'T',  0x00, 0x00, 0x00, 0x20,                 /* length 32 */
+	    0x00, 0x01,                                   /* one column */
+	    'v',  'e',  'r',  's',  'i',  'o', 'n', 0x00, /* name */
+	    0x00, 0x00, 0x00, 0x00,                       /* table oid 0 */
+	    0x00, 0x00,                                   /* attnum 0 */
+	    0x00, 0x00, 0x00, 0x19,                       /* type oid 25 (text) */
+	    0xff, 0xff,                                   /* typlen -1 */
+	    0xff, 0xff, 0xff, 0xff,                       /* typmod -1 */
+	    0x00, 0x00,                                   /* format text */
 	};
 	static const char *const names[] = {"version"};
 	struct msgbuf *m = *state;
 
 	msg_row_description(m, 1, names);
 	assert_built(m, want, sizeof(want));
+
+	/* Captured from PostgreSQL 15 answering SHOW server_version. */
+	static const char *const show[] = {"server_version"};
+	msgbuf_reset(m);
+	msg_row_description(m, 1, show);
+	assert_built(m, BYTES("T\0\0\0\x27\0\1server_version\0"
+	                      "\0\0\0\0\0\0\0\0\0\x19\xff\xff\xff\xff\xff\xff\0\0"));
 }
 
 static void test_data_row_with_null(void **state)
 {
 	static const uint8_t want[] = {
-	    'D', 0x00, 0x00, 0x00, 0x0f, /* length 15 */
-	    0x00, 0x02,                  /* two columns */
-	    0x00, 0x00, 0x00, 0x01, '1', /* "1" */
-	    0xff, 0xff, 0xff, 0xff,      /* NULL */
+	    'D',  0x00, 0x00, 0x00, 0x0f, /* length 15 */
+	    0x00, 0x02,                   /* two columns */
+	    0x00, 0x00, 0x00, 0x01, '1',  /* "1" */
+	    0xff, 0xff, 0xff, 0xff,       /* NULL */
 	};
 	static const char *const values[] = {"1", NULL};
 	struct msgbuf *m = *state;
@@ -214,7 +221,8 @@ static void test_small_frontend_messages(void **state)
 	assert_built(m, BYTES("S\0\0\0\4"));
 	msgbuf_reset(m);
 	msg_copy_fail(m, "COPY aborted");
-	assert_built(m, BYTES("f\0\0\0\x11" "COPY aborted\0"));
+	assert_built(m, BYTES("f\0\0\0\x11"
+	                      "COPY aborted\0"));
 	msgbuf_reset(m);
 	msg_password(m, "md5abc", 7);
 	assert_built(m, BYTES("p\0\0\0\x0bmd5abc\0"));
@@ -255,7 +263,8 @@ static void test_several_messages(void **state)
 	msg_backend_key(m, 12345, 0xdeadbeef);
 	msg_ready(m, 'I');
 	assert_built(m, BYTES("R\0\0\0\x08\0\0\0\0"
-	                      "S\0\0\0\x19" "client_encoding\0UTF8\0"
+	                      "S\0\0\0\x19"
+	                      "client_encoding\0UTF8\0"
 	                      "K\0\0\0\x0c\0\0\x30\x39\xde\xad\xbe\xef"
 	                      "Z\0\0\0\5I"));
 }
@@ -365,6 +374,16 @@ static void test_read_error(void **state)
 		assert_null(e.message);
 		free(t);
 	}
+	free(b);
+
+	/* Captured from PostgreSQL 15 for "selec": with P (position). */
+	static const char syntax[] = "SERROR\0VERROR\0C42601\0Msyntax error at or near \"selec\"\0"
+	                             "P1\0Fscan.l\0L1188\0Rscanner_yyerror\0\0";
+	b = dup_exact(syntax, sizeof(syntax) - 1);
+	assert_true(msg_read_error(b, sizeof(syntax) - 1, &e));
+	assert_string_equal(e.severity, "ERROR");
+	assert_string_equal(e.sqlstate, "42601");
+	assert_string_equal(e.message, "syntax error at or near \"selec\"");
 	free(b);
 
 	/* Just the terminator: valid, no fields. */

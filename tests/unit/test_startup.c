@@ -50,8 +50,8 @@ static struct pkt pkt_make(uint32_t code, const void *body, size_t n)
 /* Body from a string literal: every "\0" in it is a packet byte. */
 #define PKT(code, lit) pkt_make((code), (lit), sizeof(lit) - 1)
 
-static enum startup_result parse(const struct pkt *k, size_t avail, struct startup *s, size_t *consumed, char *err,
-                                 size_t err_size)
+static enum startup_result parse(const struct pkt *k, size_t avail, struct startup *s, size_t *consumed,
+                                 char *err, size_t err_size)
 {
 	/* Only avail bytes in an exact-size copy. */
 	uint8_t *p = malloc(avail > 0 ? avail : 1);
@@ -318,7 +318,7 @@ static void test_versions(void **state)
 	k = PKT(0x00040000u, "user\0bob\0\0");
 	expect_bad(&k, "unsupported frontend protocol 4.0");
 	free(k.data);
-	/* 1234.5679 is no request we know: an unsupported version. */
+	/* 1234.5681 is no request we know: an unsupported version. */
 	k = PKT(0x04d2162fu + 2, "user\0bob\0\0");
 	expect_bad(&k, "unsupported frontend protocol 1234.5681");
 	free(k.data);
@@ -340,15 +340,15 @@ static void test_bad_layout(void **state)
 		size_t n;
 	} cases[] = {
 #define CASE(lit) {(lit), sizeof(lit) - 1}
-	    CASE(""),                            /* length 8: not even the terminator */
-	    CASE("user\0bob\0"),                 /* missing terminator */
-	    CASE("user\0bob"),                   /* last string unterminated */
-	    CASE("user"),                        /* name unterminated */
-	    CASE("user\0"),                      /* name without value */
-	    CASE("user\0bob\0database\0\0"),     /* odd number of strings */
-	    CASE("user\0bob\0\0\0"),             /* bytes after the terminator */
-	    CASE("user\0bob\0\0x\0y\0\0"),       /* pairs after the terminator */
-	    CASE("\0user\0bob\0\0"),             /* terminator first */
+	    CASE(""),                        /* length 8: not even the terminator */
+	    CASE("user\0bob\0"),             /* missing terminator */
+	    CASE("user\0bob"),               /* last string unterminated */
+	    CASE("user"),                    /* name unterminated */
+	    CASE("user\0"),                  /* name without value */
+	    CASE("user\0bob\0database\0\0"), /* odd number of strings */
+	    CASE("user\0bob\0\0\0"),         /* bytes after the terminator */
+	    CASE("user\0bob\0\0x\0y\0\0"),   /* pairs after the terminator */
+	    CASE("\0user\0bob\0\0"),         /* terminator first */
 #undef CASE
 	};
 
@@ -433,7 +433,8 @@ static void test_split_options(void **state)
 			assert_int_equal(out.n, n + 1);
 		} else {
 			if (strstr(err, c->want[0]) == NULL)
-				print_error("case %zu \"%s\": err \"%s\" lacks \"%s\"\n", i, c->options, err, c->want[0]);
+				print_error("case %zu \"%s\": err \"%s\" lacks \"%s\"\n", i, c->options, err,
+				            c->want[0]);
 			assert_non_null(strstr(err, c->want[0]));
 			assert_int_equal(out.n, 1);
 		}

@@ -273,7 +273,7 @@ int main(int argc, char **argv)
 	runtime_gen_release(last);
 	for (int i = 0; i < rt.n_workers; i++)
 		worker_destroy(&rt.workers[i]);
-	pool_registry_destroy();
+	pool_registry_destroy(true);
 	event_free(sig_hup);
 	event_free(sig_term);
 	event_free(sig_int);

@@ -447,7 +447,7 @@ void pool_for_each(void (*fn)(struct pool *p, void *arg), void *arg)
 	pthread_mutex_unlock(&registry_lock);
 }
 
-void pool_registry_destroy(void)
+void pool_registry_destroy(bool free_idle_servers)
 {
 	struct list *n;
 	pthread_mutex_lock(&registry_lock);
@@ -457,7 +457,8 @@ void pool_registry_destroy(void)
 		while ((sn = list_pop_head(&p->idle)) != NULL) {
 			struct server *s = container_of(sn, struct server, pool_node);
 			server_set_state(s, SV_CLOSED);
-			server_free(s);
+			if (free_idle_servers)
+				server_free(s);
 		}
 		settings_free(p->set);
 		params_clear(&p->guc);

@@ -125,6 +125,7 @@ void pool_maintain_all(const struct config *cfg, int64_t now_usec, pool_launch_f
 
 /* Each pool in the registry (for stats and admin). */
 void pool_for_each(void (*fn)(struct pool *p, void *arg), void *arg);
-void pool_registry_destroy(void);
+/* At exit; idle servers are freed too unless the caller owns them (tests). */
+void pool_registry_destroy(bool free_idle_servers);
 
 #endif

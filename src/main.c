@@ -271,9 +271,10 @@ int main(int argc, char **argv)
 	if (last->cfg->pidfile)
 		unlink(last->cfg->pidfile);
 	runtime_gen_release(last);
+	/* Idle servers' events live on the workers' bases: free them first. */
+	pool_registry_destroy(true);
 	for (int i = 0; i < rt.n_workers; i++)
 		worker_destroy(&rt.workers[i]);
-	pool_registry_destroy(true);
 	event_free(sig_hup);
 	event_free(sig_term);
 	event_free(sig_int);

@@ -93,24 +93,19 @@ static void run_query(struct client *cl, const char *sql)
 
 void admin_input(struct client *cl)
 {
-	struct buf *b = cl->conn.in;
-	while (b != NULL && b->start < b->end && !cl->closing) {
-		struct frame f;
-		enum frame_result r = frame_header(FRAME_FROM_CLIENT, b->data + b->start, b->end - b->start, &f);
-		if (r == FRAME_NEED_MORE)
+	for (;;) {
+		if (cl->closing)
 			return;
-		if (r != FRAME_OK || frame_total(&f) > b->cap) {
+		struct frame f;
+		const uint8_t *body;
+		size_t n;
+		enum frame_result r = conn_next_message(&cl->conn, FRAME_FROM_CLIENT, &f, &body, &n);
+		if (r == FRAME_NEED_MORE)
+			break;
+		if (r != FRAME_OK) {
 			client_fatal(cl, "08P01", "pgsluice: invalid message to the admin console", NULL);
 			return;
 		}
-		if (b->end - b->start < frame_total(&f)) {
-			buf_compact(b);
-			return;
-		}
-		const uint8_t *body = b->data + b->start + 5;
-		size_t n = f.len - 4;
-		b->start += (uint32_t)frame_total(&f);
-		b->scan = b->start;
 		if (f.type == 'X') {
 			client_close(cl, "client sent Terminate");
 			return;
@@ -132,7 +127,6 @@ void admin_input(struct client *cl)
 		run_query(cl, sql);
 		msg_ready(&cl->conn.out, 'I');
 	}
-	if (b != NULL && buf_is_empty(b))
-		buf_give_back(&cl->worker->bufs, &cl->conn.in);
+	conn_release_in(&cl->conn, &cl->worker->bufs);
 	client_flush(cl);
 }

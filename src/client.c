@@ -279,12 +279,12 @@ void client_got_server(struct client *cl, struct server *s)
 	s->saw_fatal = false;
 	apply_tracked(cl, s);
 	if (!cl->login_done) {
-		if (s->internal_rfq == 0) {
+		/* Login answers may release s at once (transaction mode): after
+		 * client_login_server_ready, s is no longer ours to touch. */
+		if (s->internal_rfq == 0)
 			client_login_server_ready(cl);
-			if (cl->closing)
-				return;
-		}
-		relay_flush_server(s);
+		else
+			relay_flush_server(s);
 		return;
 	}
 	client_set_state(cl, CL_ACTIVE);
@@ -651,28 +651,22 @@ static void read_startup(struct client *cl)
 
 static void read_auth(struct client *cl)
 {
-	struct buf *b = cl->conn.in;
-	while (b != NULL && b->start < b->end && cl->state == CL_AUTH && !cl->closing) {
+	while (cl->state == CL_AUTH && !cl->closing) {
 		struct frame f;
-		enum frame_result r = frame_header(FRAME_FROM_CLIENT, b->data + b->start, b->end - b->start, &f);
+		const uint8_t *body;
+		size_t n;
+		enum frame_result r = conn_next_message(&cl->conn, FRAME_FROM_CLIENT, &f, &body, &n);
 		if (r == FRAME_NEED_MORE)
 			return;
-		if (r != FRAME_OK || f.type != 'p' || frame_total(&f) > b->cap) {
-			if (r == FRAME_OK && f.type == 'X') {
-				client_close(cl, "client left during authentication");
-				return;
-			}
+		if (r == FRAME_OK && f.type == 'X') {
+			client_close(cl, "client left during authentication");
+			return;
+		}
+		if (r != FRAME_OK || f.type != 'p') {
 			client_fatal(cl, "08P01", "pgsluice: expected a password message", NULL);
 			return;
 		}
-		if (b->end - b->start < frame_total(&f)) {
-			buf_compact(b);
-			return;
-		}
-		const uint8_t *body = b->data + b->start + 5;
-		b->start += (uint32_t)frame_total(&f);
-		b->scan = b->start;
-		auth_message(cl, body, f.len - 4);
+		auth_message(cl, body, n);
 	}
 }
 

@@ -172,6 +172,28 @@ void conn_close(struct conn *c, struct buf_pool *bp)
 	c->out_sent = 0;
 }
 
+enum frame_result conn_next_message(struct conn *c, enum frame_side side, struct frame *f, const uint8_t **body,
+                                    size_t *body_len)
+{
+	struct buf *b = c->in;
+	if (b == NULL || b->start == b->end)
+		return FRAME_NEED_MORE;
+	enum frame_result r = frame_header(side, b->data + b->start, b->end - b->start, f);
+	if (r != FRAME_OK)
+		return r;
+	if (frame_total(f) > b->cap)
+		return FRAME_BAD_LENGTH;
+	if (b->end - b->start < frame_total(f)) {
+		buf_compact(b);
+		return FRAME_NEED_MORE;
+	}
+	*body = b->data + b->start + 5;
+	*body_len = f->len - 4;
+	b->start += (uint32_t)frame_total(f);
+	b->scan = b->start;
+	return FRAME_OK;
+}
+
 bool sock_set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "buf.h"
+#include "proto/frame.h"
 #include "proto/msg.h"
 
 #define PGS_MUST_CHECK __attribute__((warn_unused_result))
@@ -62,6 +63,13 @@ PGS_MUST_CHECK bool conn_take_span(struct conn *c, struct buf *span);
 /* Give the input buffer back if nothing is in it. */
 void conn_release_in(struct conn *c, struct buf_pool *bp);
 void conn_close(struct conn *c, struct buf_pool *bp);
+
+/* For the phases that handle one whole message at a time (login, auth,
+ * admin console): the next complete message in c->in, consumed. FRAME_OK
+ * with *body and *body_len set; FRAME_NEED_MORE (the buffer is compacted);
+ * FRAME_BAD_* for a bad header or a message larger than the buffer. */
+enum frame_result conn_next_message(struct conn *c, enum frame_side side, struct frame *f, const uint8_t **body,
+                                    size_t *body_len);
 
 /* Socket options. */
 bool sock_set_nonblock(int fd);

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static bool debug_on;
+static atomic_bool debug_on; /* set by reload on the main thread, read everywhere */
 static int log_fd = -1;
 static pthread_mutex_t log_file_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -20,12 +21,12 @@ static const char *const level_names[] = { "DEBUG", "INFO", "WARNING", "ERROR", 
 
 void log_set_debug(bool on)
 {
-	debug_on = on;
+	atomic_store_explicit(&debug_on, on, memory_order_relaxed);
 }
 
 bool log_enabled(enum log_level level)
 {
-	return level != LOG_DEBUG || debug_on;
+	return level != LOG_DEBUG || atomic_load_explicit(&debug_on, memory_order_relaxed);
 }
 
 bool log_set_file(const char *path)

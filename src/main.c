@@ -271,6 +271,8 @@ int main(int argc, char **argv)
 	if (last->cfg->pidfile)
 		unlink(last->cfg->pidfile);
 	runtime_gen_release(last);
+	for (int i = 0; i < rt.n_workers; i++)
+		worker_close_all(&rt.workers[i]);
 	/* Idle servers' events live on the workers' bases: free them first. */
 	pool_registry_destroy(true);
 	for (int i = 0; i < rt.n_workers; i++)

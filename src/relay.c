@@ -42,6 +42,20 @@ static void drop_message(struct conn *c, uint32_t total)
 	b->start = b->scan;
 }
 
+/* Mark one message of total bytes at b->scan for forwarding; what has not
+ * arrived yet is streamed through as it comes (body_left). */
+static void mark_forward(struct conn *c, uint32_t total)
+{
+	struct buf *b = c->in;
+	uint32_t have = b->end - b->scan;
+	if (total <= have) {
+		b->scan += total;
+	} else {
+		b->scan = b->end;
+		c->body_left = total - have;
+	}
+}
+
 /* Stream body bytes already announced by a header. Returns true if more
  * framing may follow in this buffer. */
 static void advance_body(struct conn *c)
@@ -141,12 +155,7 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 		default:
 			break;
 		}
-		if (total <= have) {
-			b->scan += total;
-		} else {
-			b->scan = b->end;
-			c->body_left = total - have;
-		}
+		mark_forward(c, total);
 	}
 	return STEP_MORE;
 }
@@ -341,12 +350,7 @@ static enum frame_step frame_server(struct server *s)
 			}
 			continue;
 		}
-		if (total <= have) {
-			b->scan += total;
-		} else {
-			b->scan = b->end;
-			c->body_left = total - have;
-		}
+		mark_forward(c, total);
 		if (stop_after)
 			return STEP_STOP;
 	}

@@ -469,25 +469,17 @@ static void login_done(struct server *s)
 static void login_read(struct server *s)
 {
 	for (;;) {
-		struct buf *b = s->conn.in;
-		if (b == NULL || b->start == b->end)
-			return;
 		struct frame f;
-		enum frame_result r = frame_header(FRAME_FROM_SERVER, b->data + b->start, b->end - b->start, &f);
+		const uint8_t *body;
+		size_t n;
+		enum frame_result r = conn_next_message(&s->conn, FRAME_FROM_SERVER, &f, &body, &n);
 		if (r == FRAME_NEED_MORE)
 			return;
-		if (r != FRAME_OK || frame_total(&f) > b->cap) {
+		if (r != FRAME_OK) {
 			server_close(s, "invalid message from server during login");
 			return;
 		}
-		if (b->end - b->start < frame_total(&f)) {
-			buf_compact(b);
-			return;
-		}
-		const uint8_t *body = b->data + b->start + 5;
-		size_t n = f.len - 4;
-		b->start += (uint32_t)frame_total(&f);
-		b->scan = b->start;
+		struct buf *b = s->conn.in;
 		switch (f.type) {
 		case 'R':
 			if (!login_auth(s, body, n))
@@ -633,11 +625,19 @@ void server_return_to_pool(struct server *s)
 	}
 	if (cl == NULL)
 		return;
-	if (cl->worker == w) {
+	/* Serving a waiter can release the server again at once (a login in
+	 * transaction mode), which serves the next waiter: bound that recursion
+	 * and let the inbox continue the chain. */
+	static _Thread_local int give_depth;
+	if (cl->worker == w && give_depth < 4) {
+		give_depth++;
 		server_attach(s, w);
 		client_got_server(cl, s);
+		give_depth--;
 		return;
 	}
+	if (cl->worker == w)
+		pool_handoffs_pending(s->pool, cl, +1);
 	struct worker_msg *m = worker_msg_new(WMSG_HANDOFF);
 	if (m == NULL) {
 		list_add_tail(&w->servers, &s->worker_node);

@@ -209,7 +209,7 @@ void worker_join(struct worker *w)
 	pthread_join(w->thread, NULL);
 }
 
-void worker_destroy(struct worker *w)
+void worker_close_all(struct worker *w)
 {
 	struct list *n, *tmp;
 	self = w;
@@ -227,6 +227,12 @@ void worker_destroy(struct worker *w)
 	reap_cb(-1, 0, w);
 	/* Clients whose hand-off never arrived. */
 	list_for_each_safe(n, tmp, &w->clients) client_free(container_of(n, struct client, worker_node));
+	self = NULL;
+}
+
+void worker_destroy(struct worker *w)
+{
+	self = w;
 	for (int i = 0; i < w->n_listeners; i++)
 		evconnlistener_free(w->listeners[i]);
 	free(w->listeners);

@@ -74,6 +74,9 @@ struct worker *worker_self(void);
 bool worker_init(struct worker *w, int id, struct cfg_gen *gen);
 bool worker_start(struct worker *w);
 void worker_join(struct worker *w);
+/* At exit, after the loops stopped: close every client and server it owns
+ * (pools still exist), then, once the pools are gone, free the loop. */
+void worker_close_all(struct worker *w);
 void worker_destroy(struct worker *w);
 
 /* Thread-safe: queue msg (malloc'd, owned by the inbox) for w. */

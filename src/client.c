@@ -190,6 +190,7 @@ static bool can_login_without_server(struct client *cl, struct params *pool_para
 }
 
 static void request_server(struct client *cl);
+static void refuse_request(struct client *cl, const char *sqlstate, const char *msg);
 
 static void authenticated(struct client *cl)
 {
@@ -301,6 +302,16 @@ static void request_server(struct client *cl)
 	if (r == POOL_GOT_SERVER) {
 		server_attach(s, cl->worker);
 		client_got_server(cl, s);
+		return;
+	}
+	if (r == POOL_REFUSED) {
+		char msg[300];
+		snprintf(msg, sizeof(msg),
+		         "pgsluice: pool %s refused the request: max_waiting_clients=%d clients already wait for a "
+		         "server connection; see SHOW POOLS",
+		         cl->pool->name, cl->pool->set->max_waiting);
+		log_client(cl, LOG_WARNING, "refused: max_waiting_clients=%d reached", cl->pool->set->max_waiting);
+		refuse_request(cl, "53300", msg);
 		return;
 	}
 	if (r == POOL_WAIT_LAUNCH)
@@ -752,6 +763,42 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- timeouts --- */
 
+/* The client's pending request cannot be served (wait timeout, queue
+ * full): drop it and answer each Query/Sync in it with ERROR +
+ * ReadyForQuery, so the client stays connected and can retry. */
+static void refuse_request(struct client *cl, const char *sqlstate, const char *msg)
+{
+	if (!cl->login_done) {
+		client_fatal(cl, sqlstate, msg, NULL);
+		return;
+	}
+	struct buf *b = cl->conn.in;
+	int units = 0;
+	uint32_t pos = b != NULL ? b->start : 0;
+	while (b != NULL && pos < b->end) {
+		struct frame f;
+		if (frame_header(FRAME_FROM_CLIENT, b->data + pos, b->end - pos, &f) != FRAME_OK ||
+		    pos + frame_total(&f) > b->end) {
+			client_fatal(cl, sqlstate, msg, NULL);
+			return;
+		}
+		if (f.type == 'Q' || f.type == 'S' || f.type == 'F')
+			units++;
+		pos += (uint32_t)frame_total(&f);
+	}
+	if (b != NULL)
+		b->start = b->scan = b->end = 0;
+	client_set_state(cl, CL_IDLE);
+	conn_want_read(&cl->conn, true);
+	if (units == 0)
+		units = 1;
+	for (int i = 0; i < units; i++)
+		msg_error(&cl->conn.out, false, "ERROR", sqlstate, msg, NULL, NULL);
+	for (int i = 0; i < units; i++)
+		msg_ready(&cl->conn.out, 'I');
+	client_flush(cl);
+}
+
 static void wait_timed_out(struct client *cl, int64_t now)
 {
 	struct pool *p = cl->pool;
@@ -772,36 +819,7 @@ static void wait_timed_out(struct client *cl, int64_t now)
 	         p->name, waited, size, active, waiting);
 	log_client(cl, LOG_WARNING, "query_wait_timeout: waited %.1fs (pool_size=%d active=%d waiting=%d)", waited, size,
 	           active, waiting);
-	if (!cl->login_done) {
-		client_fatal(cl, "53300", msg, NULL);
-		return;
-	}
-	/* Drop the request it was waiting with; answer every Query/Sync in it. */
-	struct buf *b = cl->conn.in;
-	int units = 0;
-	uint32_t pos = b != NULL ? b->start : 0;
-	while (b != NULL && pos < b->end) {
-		struct frame f;
-		if (frame_header(FRAME_FROM_CLIENT, b->data + pos, b->end - pos, &f) != FRAME_OK ||
-		    pos + frame_total(&f) > b->end) {
-			client_fatal(cl, "53300", msg, NULL);
-			return;
-		}
-		if (f.type == 'Q' || f.type == 'S' || f.type == 'F')
-			units++;
-		pos += (uint32_t)frame_total(&f);
-	}
-	if (b != NULL)
-		b->start = b->scan = b->end = 0;
-	client_set_state(cl, CL_IDLE);
-	conn_want_read(&cl->conn, true);
-	if (units == 0)
-		units = 1;
-	for (int i = 0; i < units; i++)
-		msg_error(&cl->conn.out, false, "ERROR", "53300", msg, NULL, NULL);
-	for (int i = 0; i < units; i++)
-		msg_ready(&cl->conn.out, 'I');
-	client_flush(cl);
+	refuse_request(cl, "53300", msg);
 }
 
 void client_tick(struct worker *w, int64_t now)

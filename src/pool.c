@@ -73,6 +73,7 @@ static struct pool_settings *settings_build(const struct config *cfg, const char
 	s->max_db_connections = config_effective_max_db_connections(cfg, db);
 	s->max_user_connections = config_effective_max_user_connections(cfg, u);
 	s->connect_concurrency = cfg->server_connect_concurrency > 0 ? cfg->server_connect_concurrency : 1;
+	s->max_waiting = cfg->max_waiting_clients;
 	s->mode = config_effective_pool_mode(cfg, db, u);
 	s->read_only = db->read_only;
 	if (db->password != NULL) {
@@ -218,6 +219,11 @@ enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struc
 		*out = pick;
 		pthread_mutex_unlock(&p->lock);
 		return POOL_GOT_SERVER;
+	}
+	if (p->set->max_waiting > 0 && p->n_waiting >= p->set->max_waiting) {
+		p->n_refused++;
+		pthread_mutex_unlock(&p->lock);
+		return POOL_REFUSED;
 	}
 	list_add_tail(&p->waiters, &cl->wait_node);
 	cl->queued = true;

@@ -43,6 +43,7 @@ struct pool_settings {
 	int max_db_connections;   /* 0: unlimited */
 	int max_user_connections; /* 0: unlimited */
 	int connect_concurrency;
+	int max_waiting;         /* max_waiting_clients; 0: unlimited */
 	enum pool_mode mode;
 	bool read_only;
 	bool removed;           /* the database entry is gone: no new clients */
@@ -75,13 +76,14 @@ struct pool {
 	uint8_t scram_client_key[SCRAM_KEY_LEN];
 	uint8_t scram_server_key[SCRAM_KEY_LEN];
 	/* counters */
-	uint64_t n_checkouts, n_wait_timeouts, n_connect_failures;
+	uint64_t n_checkouts, n_wait_timeouts, n_connect_failures, n_refused;
 };
 
 enum pool_checkout_result {
 	POOL_GOT_SERVER,  /* *out is linked to the client */
 	POOL_WAIT,        /* queued */
 	POOL_WAIT_LAUNCH, /* queued, and the caller must start one server connection (already counted) */
+	POOL_REFUSED,     /* max_waiting_clients already wait: not queued */
 };
 
 /* Find or create the pool; NULL on OOM. Settings are taken from cfg. */

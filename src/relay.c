@@ -12,6 +12,7 @@
 #include "pool.h"
 #include "proto/frame.h"
 #include "server.h"
+#include "util/clock.h"
 #include "worker.h"
 
 #define NAMED_STMT_MARKER "pgsluice_named_prepared_statements_unsupported_in_transaction_mode"
@@ -110,6 +111,10 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 		if (have < need)
 			break;
 		const uint8_t *body = b->data + b->scan + 5;
+		if ((f.type == 'Q' || f.type == 'F' || f.type == 'S') && s->pending_rfq == 0) {
+			s->busy_since = clock_now_usec();
+			s->timeout_cancel_sent = false;
+		}
 		switch (f.type) {
 		case 'Q':
 		case 'F':

@@ -731,8 +731,18 @@ void server_release(struct server *s, const char *why)
 void server_tick(struct worker *w, int64_t now)
 {
 	struct list *it, *tmp;
+	pgs_usec_t query_timeout = w->gen->cfg->query_timeout;
 	list_for_each_safe(it, tmp, &w->servers) {
 		struct server *s = container_of(it, struct server, worker_node);
+		/* query_timeout: PostgreSQL's own cancel, so the client gets its
+		 * 57014 and keeps its connection. */
+		if (query_timeout > 0 && s->state == SV_ACTIVE && s->pending_rfq > 0 && !s->timeout_cancel_sent &&
+		    now - s->busy_since >= query_timeout) {
+			s->timeout_cancel_sent = true;
+			log_server(s, LOG_WARNING, "query_timeout reached after %.1fs: cancelling the query",
+			           (double)(now - s->busy_since) / 1e6);
+			server_send_cancel(s);
+		}
 		if (s->deadline == 0 || now < s->deadline)
 			continue;
 		s->deadline = 0;

@@ -76,6 +76,8 @@ struct server {
 	struct list cancels;       /* struct cancel_req (server_node) */
 
 	int64_t created_at, idle_since, linked_at, lifetime_usec; /* monotonic usec */
+	int64_t busy_since;        /* when pending_rfq last went from 0 to 1 (query_timeout) */
+	bool timeout_cancel_sent;
 	uint64_t n_uses;
 };
 

@@ -4,6 +4,8 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <event2/dns.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +56,10 @@ void server_free(struct server *s)
 	if (s == NULL)
 		return;
 	struct list *n;
+	if (s->dns_req != NULL) {
+		evdns_getaddrinfo_cancel(s->dns_req);
+		s->dns_req = NULL;
+	}
 	/* The backend goes with its server: a pending cancel has nothing left to do. */
 	while ((n = list_pop_head(&s->cancels)) != NULL) {
 		struct cancel_req *c = container_of(n, struct cancel_req, server_node);
@@ -176,6 +182,8 @@ void server_close_detached(struct server *s, const char *reason)
 
 /* --- connect --- */
 
+static void dns_done(int result, struct evutil_addrinfo *res, void *arg);
+
 static bool resolve(struct server *s, char *err, size_t errlen)
 {
 	memset(&s->addr, 0, sizeof(s->addr));
@@ -195,8 +203,6 @@ static bool resolve(struct server *s, char *err, size_t errlen)
 		s->addr_len = sizeof(*un);
 		return true;
 	}
-	if (strcmp(h, "localhost") == 0)
-		h = "127.0.0.1";
 	struct sockaddr_in *in4 = (struct sockaddr_in *)&s->addr;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&s->addr;
 	if (inet_pton(AF_INET, h, &in4->sin_addr) == 1) {
@@ -211,8 +217,19 @@ static bool resolve(struct server *s, char *err, size_t errlen)
 		s->addr_len = sizeof(*in6);
 		return true;
 	}
-	snprintf(err, errlen, "host \"%s\" is not a numeric address, \"localhost\" or a socket directory", h);
-	return false;
+	struct evutil_addrinfo hints;
+	char port[16];
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+	snprintf(port, sizeof(port), "%d", s->port);
+	s->addr_len = 0; /* filled by dns_done */
+	s->dns_req = evdns_getaddrinfo(s->worker->dns, h, port, &hints, dns_done, s);
+	(void)err;
+	(void)errlen;
+	return true;
 }
 
 static int open_socket_to(const struct sockaddr_storage *addr, socklen_t len, char *err, size_t errlen)
@@ -269,6 +286,53 @@ static bool copy_target(struct server *s, struct pool *p)
 	return ok && s->dbname != NULL && s->user != NULL;
 }
 
+/* The address is known: open the socket and wait for the connect. */
+static void start_connect(struct server *s)
+{
+	char err[256];
+	struct worker *w = s->worker;
+	const struct config *cfg = w->gen->cfg;
+	int fd = open_socket_to(&s->addr, s->addr_len, err, sizeof(err));
+	if (fd < 0) {
+		server_close(s, err);
+		return;
+	}
+	s->conn.fd = fd;
+	if (s->addr.ss_family != AF_UNIX)
+		sock_tune_tcp(fd, cfg->tcp_keepalive, cfg->tcp_keepidle, cfg->tcp_keepintvl, cfg->tcp_keepcnt,
+		              (long)(cfg->tcp_user_timeout / 1000));
+	if (!conn_attach(&s->conn, w->base, server_read_cb, server_write_cb, s)) {
+		server_close(s, "cannot create events");
+		return;
+	}
+	conn_want_write(&s->conn, true);
+	log_server(s, LOG_DEBUG, "connecting to %s:%d", s->host ? s->host : "unix", s->port);
+}
+
+/* A host name resolved by evdns (never a blocking lookup on a loop thread). */
+static void dns_done(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct server *s = arg;
+	if (result == EVUTIL_EAI_CANCEL) {
+		if (res)
+			evutil_freeaddrinfo(res);
+		return; /* the server is being freed */
+	}
+	s->dns_req = NULL;
+	if (result != 0 || res == NULL) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "cannot resolve host \"%s\": %s", s->host, evutil_gai_strerror(result));
+		if (res)
+			evutil_freeaddrinfo(res);
+		server_close(s, msg);
+		return;
+	}
+	memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
+	s->addr_len = (socklen_t)res->ai_addrlen;
+	evutil_freeaddrinfo(res);
+	start_connect(s);
+}
+
 void server_launch(struct pool *p, struct worker *w)
 {
 	struct server *s = calloc(1, sizeof(*s));
@@ -303,21 +367,10 @@ void server_launch(struct pool *p, struct worker *w)
 		server_close(s, err);
 		return;
 	}
-	int fd = open_socket_to(&s->addr, s->addr_len, err, sizeof(err));
-	if (fd < 0) {
-		server_close(s, err);
-		return;
-	}
-	s->conn.fd = fd;
-	if (s->addr.ss_family != AF_UNIX)
-		sock_tune_tcp(fd, cfg->tcp_keepalive, cfg->tcp_keepidle, cfg->tcp_keepintvl, cfg->tcp_keepcnt,
-		              (long)(cfg->tcp_user_timeout / 1000));
-	if (!conn_attach(&s->conn, w->base, server_read_cb, server_write_cb, s)) {
-		server_close(s, "cannot create events");
-		return;
-	}
-	conn_want_write(&s->conn, true);
-	log_server(s, LOG_DEBUG, "connecting to %s:%d", s->host ? s->host : "unix", s->port);
+	/* A name lookup may still run (dns_done connects), or may have finished
+	 * already, from /etc/hosts. */
+	if (s->dns_req == NULL && s->conn.fd < 0 && s->state == SV_CONNECTING && s->addr_len > 0)
+		start_connect(s);
 }
 
 static void send_startup(struct server *s)

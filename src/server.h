@@ -24,6 +24,7 @@ struct pool;
 struct client;
 struct worker;
 struct scram_client;
+struct evdns_getaddrinfo_request;
 
 enum server_state {
 	SV_CONNECTING, /* TCP connect in progress */
@@ -53,6 +54,7 @@ struct server {
 	int64_t deadline;          /* connect/login/drain deadline (monotonic usec), 0: none; checked by the worker tick */
 	struct sockaddr_storage addr; /* where it connected, for cancel requests */
 	socklen_t addr_len;
+	struct evdns_getaddrinfo_request *dns_req; /* a host name lookup in flight, or NULL */
 	char *last_error;          /* the server's error during login or one of our own queries (owned) */
 	char *last_sqlstate;
 	char *last_detail;

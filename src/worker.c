@@ -3,6 +3,7 @@
  * from the sender's thread, which wakes the loop. */
 #include "worker.h"
 
+#include <event2/dns.h>
 #include <event2/listener.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,11 @@ bool worker_init(struct worker *w, int id, struct cfg_gen *gen)
 	w->base = event_base_new();
 	if (w->base == NULL)
 		return false;
+	w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (w->dns == NULL)
+		w->dns = evdns_base_new(w->base, 0); /* no resolv.conf: /etc/hosts still works */
+	if (w->dns == NULL)
+		return false;
 	w->inbox_ev = event_new(w->base, -1, EV_PERSIST, inbox_cb, w);
 	w->reap_ev = event_new(w->base, -1, EV_PERSIST, reap_cb, w);
 	w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
@@ -247,6 +253,7 @@ void worker_destroy(struct worker *w)
 	event_free(w->reap_ev);
 	event_free(w->tick_ev);
 	buf_pool_destroy(&w->bufs);
+	evdns_base_free(w->dns, 0);
 	event_base_free(w->base);
 	runtime_gen_release(w->gen);
 	pthread_mutex_destroy(&w->inbox_lock);

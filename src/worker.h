@@ -22,6 +22,7 @@ struct server;
 struct cfg_gen;
 struct pool;
 struct evconnlistener;
+struct evdns_base;
 
 enum worker_msg_kind {
 	WMSG_HANDOFF,     /* a server linked to one of our clients by another thread */
@@ -51,6 +52,7 @@ struct worker {
 	int id;
 	pthread_t thread;
 	struct event_base *base;       /* owned */
+	struct evdns_base *dns;        /* owned; resolves server host names without blocking */
 	struct event *inbox_ev;        /* owned; activated from other threads */
 	struct event *reap_ev;         /* owned; frees the reap list after the current batch */
 	struct event *tick_ev;         /* owned; janitor tick for this worker's clients and servers */

@@ -67,3 +67,14 @@ def test_admin_unknown_command_keeps_session(sluice):
         with pytest.raises(psycopg.errors.SyntaxError):
             c.execute("show nonsense")
         assert c.execute("show version").fetchone()[0].startswith("pgsluice")
+
+
+@pytest.mark.timeout(30)
+def test_server_host_name_resolved(sluice, pg):
+    s = sluice(databases={"byname": f"host=localhost port={pg.port} dbname=appdb",
+                          "nowhere": f"host=no-such-host.invalid port={pg.port} dbname=appdb"})
+    with s.connect(db="byname") as c:
+        assert c.execute("select current_database()").fetchone() == ("appdb",)
+    with pytest.raises(psycopg.OperationalError) as e:
+        s.connect(db="nowhere")
+    assert "cannot resolve host" in str(e.value)

@@ -169,7 +169,7 @@ static void send_params_and_ready(struct client *cl, const struct params *server
 	msg_ready(&cl->conn.out, 'I');
 	cl->login_done = true;
 	if (ccfg(cl)->log_connections)
-		log_client(cl, LOG_INFO, "login ok (%s)", cl->pool ? config_pool_mode_name(cl->pool->set->mode) : "admin");
+		log_client(cl, LOG_INFO, "login ok (%s)", cl->pool ? config_pool_mode_name(pool_mode_of(cl->pool)) : "admin");
 }
 
 /* Every tracked value the client asked for is one the pool's servers
@@ -208,7 +208,7 @@ static void authenticated(struct client *cl)
 	if (cl->have_scram_keys)
 		pool_learn_scram_keys(cl->pool, cl->scram_client_key, cl->scram_server_key);
 	struct params pp = PARAMS_INIT;
-	if (cl->pool->set->mode == POOL_MODE_TRANSACTION && can_login_without_server(cl, &pp)) {
+	if (pool_mode_of(cl->pool) == POOL_MODE_TRANSACTION && can_login_without_server(cl, &pp)) {
 		send_params_and_ready(cl, &pp, cl->cancel_pid);
 		params_clear(&pp);
 		client_set_state(cl, CL_IDLE);
@@ -236,7 +236,7 @@ void client_login_server_ready(struct client *cl)
 		if (v != NULL)
 			params_set(&cl->tracked, cl->tracked.items[i].name, v);
 	}
-	bool session = cl->pool->set->mode == POOL_MODE_SESSION;
+	bool session = pool_mode_of(cl->pool) == POOL_MODE_SESSION;
 	/* In session mode the client sees its backend's real pid, so
 	 * pg_backend_pid() and NOTIFY agree; the secret stays ours. */
 	send_params_and_ready(cl, &s->params, session ? s->backend_pid : cl->cancel_pid);
@@ -309,8 +309,8 @@ static void request_server(struct client *cl)
 		snprintf(msg, sizeof(msg),
 		         "pgsluice: pool %s refused the request: max_waiting_clients=%d clients already wait for a "
 		         "server connection; see SHOW POOLS",
-		         cl->pool->name, cl->pool->set->max_waiting);
-		log_client(cl, LOG_WARNING, "refused: max_waiting_clients=%d reached", cl->pool->set->max_waiting);
+		         cl->pool->name, atomic_load(&cl->pool->max_waiting));
+		log_client(cl, LOG_WARNING, "refused: max_waiting_clients=%d reached", atomic_load(&cl->pool->max_waiting));
 		refuse_request(cl, "53300", msg);
 		return;
 	}

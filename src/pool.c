@@ -122,10 +122,12 @@ struct pool *pool_get(const struct config *cfg, const char *db_name, const char 
 	if (p->db_name == NULL || p->user_name == NULL || p->name == NULL || p->set == NULL || p->db_limit == NULL ||
 	    p->user_limit == NULL || !params_copy(&p->guc, guc))
 		goto fail;
+	atomic_init(&p->mode, (int)p->set->mode);
+	atomic_init(&p->max_waiting, p->set->max_waiting);
 	list_add_tail(&pools, &p->node);
-	pthread_mutex_unlock(&registry_lock);
 	log_msg(LOG_INFO, "pool %s created (mode=%s pool_size=%d)", p->name, config_pool_mode_name(p->set->mode),
 	        p->set->pool_size);
+	pthread_mutex_unlock(&registry_lock);
 	return p;
 fail:
 	pthread_mutex_unlock(&registry_lock);
@@ -154,6 +156,8 @@ void pool_reconfigure_all(const struct config *cfg)
 		pthread_mutex_lock(&p->lock);
 		struct pool_settings *old = p->set;
 		p->set = s;
+		atomic_store(&p->mode, (int)s->mode);
+		atomic_store(&p->max_waiting, s->max_waiting);
 		pthread_mutex_unlock(&p->lock);
 		settings_free(old);
 	}

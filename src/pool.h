@@ -59,6 +59,8 @@ struct pool {
 	char *name;               /* "db/user" for messages */
 	struct pool_limit *db_limit;   /* borrowed from the registry */
 	struct pool_limit *user_limit;
+	atomic_int mode;               /* enum pool_mode, readable without the lock (reload updates it) */
+	atomic_int max_waiting;        /* max_waiting_clients, readable without the lock */
 
 	/* guarded by lock */
 	struct pool_settings *set;     /* owned */
@@ -89,6 +91,12 @@ enum pool_checkout_result {
 /* Find or create the pool; NULL on OOM. Settings are taken from cfg. */
 struct pool *pool_get(const struct config *cfg, const char *db_name, const char *user_name,
                       const struct params *guc);
+/* The pool's mode, safe from any thread. */
+static inline enum pool_mode pool_mode_of(struct pool *p)
+{
+	return (enum pool_mode)atomic_load_explicit(&p->mode, memory_order_relaxed);
+}
+
 /* Recompute every pool's settings from a new configuration. */
 void pool_reconfigure_all(const struct config *cfg);
 

@@ -79,7 +79,7 @@ enum frame_step { STEP_MORE, STEP_STOP, STEP_CLOSED };
 
 static bool client_in_transaction_mode(const struct client *cl)
 {
-	return cl->pool != NULL && cl->pool->set->mode == POOL_MODE_TRANSACTION;
+	return cl->pool != NULL && pool_mode_of(cl->pool) == POOL_MODE_TRANSACTION;
 }
 
 static enum frame_step frame_client(struct client *cl, struct server *s)

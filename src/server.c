@@ -727,7 +727,7 @@ void server_reset_step(struct server *s)
 		relay_flush_server(s);
 		return;
 	}
-	bool session = s->pool->set->mode == POOL_MODE_SESSION;
+	bool session = pool_mode_of(s->pool) == POOL_MODE_SESSION;
 	if ((session || cfg->server_reset_query_always) && !s->reset_query_sent && cfg->server_reset_query != NULL &&
 	    cfg->server_reset_query[0] != '\0') {
 		s->reset_query_sent = true;

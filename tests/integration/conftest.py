@@ -338,10 +338,7 @@ class Sluice:
             self.config["listen_port"] = str(self.port)
             self.write()
             offset = len(self.log())
-            with open(self.logfile, "ab") as log:
-                self.proc = subprocess.Popen([SLUICE_BIN, self.ini], stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, cwd=self.dir, env=env,
-                                             start_new_session=True)
+            self.proc = self._spawn(env)
             state = self._wait_listening(10.0)
             if state == "up":
                 return self
@@ -350,11 +347,26 @@ class Sluice:
                 continue  # someone took the port between our probe and its bind: try another
             self.kill()
             self.expected_exit = True
-            what = (f"exited with status {self.proc.returncode}" if state == "exited"
-                    else "did not accept connections within 10s")
+            rc = self.proc.returncode
+            what = ("did not accept connections within 10s" if state != "exited"
+                    else f"was killed by signal {-rc}" if rc < 0 else f"exited with status {rc}")
             pytest.fail(f"pgsluice {what} at start\n--- {self.ini} ---\n{self.config_text()}"
                         f"--- log ---\n{_tail(out)}", pytrace=False)
         pytest.fail("pgsluice: no free port after 5 tries:\n" + self.log_tail(), pytrace=False)
+
+    def _spawn(self, env):
+        # EACCES/ETXTBSY: the binary is being relinked by a concurrent make; wait a little
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                with open(self.logfile, "ab") as log:
+                    return subprocess.Popen([SLUICE_BIN, self.ini], stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, cwd=self.dir, env=env,
+                                            start_new_session=True)
+            except (PermissionError, OSError) as e:
+                if time.monotonic() > deadline or e.errno not in (13, 26):
+                    raise
+                time.sleep(0.2)
 
     def _wait_listening(self, timeout):
         deadline = time.monotonic() + timeout

@@ -111,7 +111,7 @@ def test_pool_size_grows_by_reload(sluice):
 
 @pytest.mark.timeout(30)
 def test_bad_value_on_reload_is_refused_and_old_config_kept(sluice, pg):
-    s = sluice({"default_pool_size": 3})
+    s = sluice({"default_pool_size": 3}, databases={"appdb": f"host=127.0.0.1 port={pg.port} dbname=appdb"})
     chat = Chatter(s)
     offset = s.log_offset()
     s.rewrite({"default_pool_size": "lots"})
@@ -148,3 +148,19 @@ def test_auth_file_is_reread_on_reload(sluice):
     assert wait_until(new_password_works, timeout=5), "new password from the reloaded auth_file refused"
     fields = pgwire.login_error(s.port, user="app", password="apppass")
     assert fields["C"] == "28P01", fields
+
+
+@pytest.mark.timeout(30)
+def test_reload_moves_fallback_pool_to_new_entry(sluice, pg):
+    """A client reached `newdb` through the `*` entry (no such database on
+    the server); an explicit newdb entry added by reload must take over
+    from the pool the fallback had created."""
+    s = sluice()
+    with pytest.raises(psycopg.Error) as e:
+        with s.connect(db="newdb") as c:
+            c.execute("select 1")
+    assert 'database "newdb" does not exist' in str(e.value)
+    s.rewrite(databases=dict(s.databases, newdb=f"host=127.0.0.1 port={pg.port} dbname=appdb"))
+    s.reload()
+    assert wait_until(lambda: can_connect(s, "newdb"), timeout=5) == "appdb", \
+        "after reload, newdb still goes to the fallback entry's pool"

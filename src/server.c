@@ -756,6 +756,13 @@ void server_release(struct server *s, const char *why)
 		}
 	}
 	server_set_state(s, SV_RESET);
+	/* Reading may have been paused for a slow client: what is left is
+	 * swallowed now, and PostgreSQL only acts on a cancel once its writes
+	 * can proceed. */
+	conn_want_read(&s->conn, true);
+	/* Bytes framed for the departed client have nobody to go to. */
+	if (s->conn.in != NULL)
+		s->conn.in->start = s->conn.in->scan;
 	log_server(s, LOG_DEBUG, "release: %s (pending=%d txn=%c)", why, s->pending_rfq, s->txn_status);
 	if (s->copy_in) {
 		msg_copy_fail(&s->conn.out, "client disconnected");

@@ -73,6 +73,18 @@ static void advance_body(struct conn *c)
 	}
 }
 
+/* Stream the rest of a message body already announced, then read the
+ * next header at b->scan; FRAME_NEED_MORE once the buffer is used up. */
+static enum frame_result next_header(struct conn *c, enum frame_side side, struct frame *f)
+{
+	struct buf *b = c->in;
+	while (b != NULL && b->scan < b->end && c->body_left > 0)
+		advance_body(c);
+	if (b == NULL || b->scan >= b->end)
+		return FRAME_NEED_MORE;
+	return frame_header(side, b->data + b->scan, b->end - b->scan, f);
+}
+
 /* --- client → server --- */
 
 enum frame_step { STEP_MORE, STEP_STOP, STEP_CLOSED };
@@ -86,13 +98,9 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 {
 	struct conn *c = &cl->conn;
 	struct buf *b = c->in;
-	while (b != NULL && b->scan < b->end) {
-		if (c->body_left > 0) {
-			advance_body(c);
-			continue;
-		}
+	for (;;) {
 		struct frame f;
-		enum frame_result r = frame_header(FRAME_FROM_CLIENT, b->data + b->scan, b->end - b->scan, &f);
+		enum frame_result r = next_header(c, FRAME_FROM_CLIENT, &f);
 		if (r == FRAME_NEED_MORE)
 			break;
 		if (r != FRAME_OK) {
@@ -243,13 +251,9 @@ static enum frame_step frame_server(struct server *s)
 {
 	struct conn *c = &s->conn;
 	struct buf *b = c->in;
-	while (b != NULL && b->scan < b->end) {
-		if (c->body_left > 0) {
-			advance_body(c);
-			continue;
-		}
+	for (;;) {
 		struct frame f;
-		enum frame_result r = frame_header(FRAME_FROM_SERVER, b->data + b->scan, b->end - b->scan, &f);
+		enum frame_result r = next_header(c, FRAME_FROM_SERVER, &f);
 		if (r == FRAME_NEED_MORE)
 			break;
 		struct client *cl = s->client;

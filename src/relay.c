@@ -87,7 +87,9 @@ static enum frame_result next_header(struct conn *c, enum frame_side side, struc
 
 /* --- client → server --- */
 
-enum frame_step { STEP_MORE, STEP_STOP, STEP_CLOSED };
+/* STEP_GONE: the connection was closed or handed on (a released server may
+ * already belong to another worker): the caller must not touch it again. */
+enum frame_step { STEP_MORE, STEP_STOP, STEP_GONE };
 
 static bool client_in_transaction_mode(const struct client *cl)
 {
@@ -111,7 +113,7 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 			             r == FRAME_BAD_TYPE ? "pgsluice: invalid frontend message type"
 			                                 : "pgsluice: invalid message length",
 			             NULL);
-			return STEP_CLOSED;
+			return STEP_GONE;
 		}
 		uint32_t total = (uint32_t)frame_total(&f);
 		uint32_t have = b->end - b->scan;
@@ -136,7 +138,7 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 			/* Terminate: the client leaves; what it sent before still goes. */
 			b->end = b->scan; /* the Terminate itself is not forwarded */
 			client_close(cl, "client sent Terminate");
-			return STEP_CLOSED;
+			return STEP_GONE;
 		case 'P':
 			s->ext_unsynced = true;
 			if (client_in_transaction_mode(cl) && body[0] != '\0') {
@@ -146,7 +148,7 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 				 * rewritten into ours (see frame_server). */
 				if (!conn_take_span(&s->conn, b)) {
 					client_close(cl, "out of memory");
-					return STEP_CLOSED;
+					return STEP_GONE;
 				}
 				drop_message(c, total);
 				struct msgbuf *o = &s->conn.out;
@@ -204,7 +206,7 @@ void relay_pump_client(struct client *cl)
 	struct server *s = cl->server;
 	if (s == NULL)
 		return;
-	if (frame_client(cl, s) == STEP_CLOSED)
+	if (frame_client(cl, s) == STEP_GONE)
 		return;
 	relay_flush_server(s);
 }
@@ -265,7 +267,7 @@ static enum frame_step frame_server(struct server *s)
 				client_fatal(cl, "08P01", "pgsluice: server sent an invalid message", NULL);
 			}
 			server_close(s, "invalid message from server");
-			return STEP_CLOSED;
+			return STEP_GONE;
 		}
 		uint32_t total = (uint32_t)frame_total(&f);
 		uint32_t have = b->end - b->scan;
@@ -288,10 +290,12 @@ static enum frame_step frame_server(struct server *s)
 				swallow = true;
 				if (s->internal_rfq == 0 && cl != NULL && !cl->login_done) {
 					if (!conn_take_span(&cl->conn, b))
-						return STEP_CLOSED;
+						return STEP_GONE;
 					drop_message(c, total);
+					/* The client's login may release s at once: from here
+					 * on it may belong to another worker. */
 					client_login_server_ready(cl);
-					return STEP_STOP;
+					return STEP_GONE;
 				}
 			} else if (s->pending_rfq > 0) {
 				s->pending_rfq--;
@@ -352,7 +356,7 @@ static enum frame_step frame_server(struct server *s)
 		}
 		if (swallow) {
 			if (cl != NULL && !conn_take_span(&cl->conn, b))
-				return STEP_CLOSED;
+				return STEP_GONE;
 			drop_message(c, total);
 			if (b->start == b->end && b->start > 0) {
 				b->start = b->scan = b->end = 0;
@@ -410,7 +414,7 @@ static bool flush_to_client(struct server *s)
 static void process_server(struct server *s)
 {
 	enum frame_step st = frame_server(s);
-	if (st == STEP_CLOSED)
+	if (st == STEP_GONE)
 		return;
 	if (s->state == SV_RESET) {
 		if (s->conn.in != NULL && buf_is_empty(s->conn.in))
@@ -434,7 +438,8 @@ void relay_server_readable(struct server *s)
 		struct client *cl = s->client;
 		if (cl != NULL) {
 			/* Whatever PostgreSQL said last (its FATAL) still reaches the client. */
-			frame_server(s);
+			if (frame_server(s) == STEP_GONE)
+				return; /* closed, or released to a pool whose idle watch sees the EOF */
 			if (s->client != NULL) {
 				flush_to_client(s);
 				if (s->client != NULL)

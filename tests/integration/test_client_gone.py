@@ -54,11 +54,6 @@ def test_abandoned_transactions_return_their_servers(sluice, pg, table, mode, ho
             c.close()
 
 
-# Quarantined, not weakened: about one run in eight, server connections
-# launched together at pool creation stay in login although PostgreSQL has
-# finished them (their backends show idle), and two of the five sessions
-# never get a server. The cause is being traced; see the pooler core issue.
-@pytest.mark.xfail(strict=False, reason="intermittent: concurrent server logins can stall (under investigation)")
 @pytest.mark.timeout(60)
 def test_psql_killed_inside_transaction(sluice, pg, table):
     """psql processes killed with SIGKILL while idle in a transaction."""

@@ -36,10 +36,11 @@ LIB_OBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-# Debian 12 packages the build, the tests and `make run` need.
+# Debian 12 packages the build, the tests and `make run` need (promtool from
+# prometheus and PgBouncer's exporter check /metrics and the admin console).
 APT_PKGS := build-essential pkg-config libevent-dev libssl-dev libinih-dev libcmocka-dev \
 	postgresql-15 postgresql-client-15 python3-psycopg python3-psycopg-pool python3-pytest \
-	python3-pytest-timeout pgbouncer
+	python3-pytest-timeout pgbouncer prometheus prometheus-pgbouncer-exporter
 
 .PHONY: all deps run check unit integration clean tsan-check format
 all: $(BUILD)/pgsluice
@@ -65,7 +66,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 run: deps

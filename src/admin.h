@@ -8,5 +8,7 @@ struct client;
 
 void admin_welcome(struct client *cl);
 void admin_input(struct client *cl);
+/* The admin client is being freed: forget what it was waiting for. */
+void admin_client_gone(struct client *cl);
 
 #endif

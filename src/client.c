@@ -3,9 +3,11 @@
  * server, errors, timeouts, cancel routing and close. */
 #include "client.h"
 
+#include <ctype.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -23,8 +25,12 @@
 
 static atomic_ullong next_client_id = 1;
 
+_Static_assert(CL_CLOSED < POOL_STATE_SLOTS, "pool gauges need a slot per client state");
+
 void client_set_state(struct client *cl, enum client_state to)
 {
+	if (cl->pool != NULL && cl->state != to)
+		pool_count_move(cl->pool->n_clients, (int)cl->state, to == CL_CLOSED ? -1 : (int)to);
 	cl->state = to;
 	cl->state_since = clock_now_usec();
 }
@@ -132,13 +138,33 @@ void client_close(struct client *cl, const char *reason)
 		worker_reap_client(cl->worker, cl);
 }
 
+/* Add what the client sent and received since the last call to its pool's
+ * stats: called from the tick, not per message. */
+static void client_count_bytes(struct client *cl)
+{
+	if (cl->pool == NULL)
+		return;
+	if (cl->conn.bytes_in != cl->bytes_in_counted) {
+		stats_add(&cl->pool->stats, ST_RECV, cl->conn.bytes_in - cl->bytes_in_counted);
+		cl->bytes_in_counted = cl->conn.bytes_in;
+	}
+	if (cl->conn.bytes_out != cl->bytes_out_counted) {
+		stats_add(&cl->pool->stats, ST_SENT, cl->conn.bytes_out - cl->bytes_out_counted);
+		cl->bytes_out_counted = cl->conn.bytes_out;
+	}
+}
+
 void client_free(struct client *cl)
 {
 	if (list_linked(&cl->worker_node)) {
 		list_del(&cl->worker_node);
 		atomic_fetch_sub(&rt.n_clients, 1);
 	}
+	client_count_bytes(cl);
+	admin_client_gone(cl);
 	conn_close(&cl->conn, &cl->worker->bufs);
+	free(cl->last_sql);
+	free(cl->aborted_reason);
 	free(cl->user);
 	free(cl->database);
 	free(cl->application_name);
@@ -205,6 +231,7 @@ static void authenticated(struct client *cl)
 		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
 		return;
 	}
+	pool_count_move(cl->pool->n_clients, -1, (int)cl->state);
 	if (cl->have_scram_keys)
 		pool_learn_scram_keys(cl->pool, cl->scram_client_key, cl->scram_server_key);
 	struct params pp = PARAMS_INIT;
@@ -295,7 +322,8 @@ void client_got_server(struct client *cl, struct server *s)
 static void request_server(struct client *cl)
 {
 	struct server *s = NULL;
-	cl->wait_deadline = ccfg(cl)->query_wait_timeout > 0 ? clock_now_usec() + ccfg(cl)->query_wait_timeout : 0;
+	cl->wait_started = clock_now_usec();
+	cl->wait_deadline = ccfg(cl)->query_wait_timeout > 0 ? cl->wait_started + ccfg(cl)->query_wait_timeout : 0;
 	if (cl->state != CL_LOGIN_WAIT)
 		client_set_state(cl, CL_WAITING);
 	enum pool_checkout_result r = pool_checkout(cl->pool, cl, cl->worker, &s);
@@ -556,6 +584,8 @@ static void handle_startup(struct client *cl, struct startup *st)
 		char msg[160];
 		snprintf(msg, sizeof(msg), "pgsluice: no more connections allowed (max_client_conn=%d)",
 		         cfg->max_client_conn);
+		atomic_fetch_add(&rt.refused_max_client_conn, 1);
+		log_client(cl, LOG_WARNING, "refused: max_client_conn=%d reached", cfg->max_client_conn);
 		client_fatal(cl, "53300", msg, NULL);
 		return;
 	}
@@ -590,6 +620,7 @@ static void handle_startup(struct client *cl, struct startup *st)
 			return;
 		}
 		cl->is_admin = true;
+		cl->admin_full = config_list_contains(cfg->admin_users, cl->user);
 	} else if (config_find_db(cfg, cl->database) == NULL) {
 		char msg[200];
 		snprintf(msg, sizeof(msg), "pgsluice: no such database: %s", cl->database);
@@ -683,6 +714,85 @@ static void read_auth(struct client *cl)
 
 /* Input while the client has no server: a Terminate, or the start of a
  * request that needs one. */
+/* ROLLBACK, ABORT, COMMIT or END, with optional WORK/TRANSACTION and ';'. */
+static bool ends_transaction(const char *sql)
+{
+	static const char *const verbs[] = { "rollback", "abort", "commit", "end" };
+	static const char *const nouns[] = { "work", "transaction" };
+	while (isspace((unsigned char)*sql))
+		sql++;
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]) && n == 0; i++)
+		if (strncasecmp(sql, verbs[i], strlen(verbs[i])) == 0)
+			n = strlen(verbs[i]);
+	if (n == 0)
+		return false;
+	sql += n;
+	while (isspace((unsigned char)*sql))
+		sql++;
+	for (size_t i = 0; i < sizeof(nouns) / sizeof(nouns[0]); i++) {
+		size_t k = strlen(nouns[i]);
+		if (strncasecmp(sql, nouns[i], k) == 0 && !isalnum((unsigned char)sql[k])) {
+			sql += k;
+			break;
+		}
+	}
+	while (isspace((unsigned char)*sql) || *sql == ';')
+		sql++;
+	return *sql == '\0';
+}
+
+/* After idle_transaction_timeout the transaction is gone but the client
+ * does not know: every statement gets 25P03 with the reason, as
+ * PostgreSQL answers 25P02 in an aborted transaction, until the client
+ * ends the transaction. No server is needed for that. */
+static void aborted_input(struct client *cl)
+{
+	static const char hint[] = "end the transaction with ROLLBACK and retry it";
+	for (;;) {
+		struct frame f;
+		const uint8_t *body;
+		size_t n;
+		enum frame_result r = conn_next_message(&cl->conn, FRAME_FROM_CLIENT, &f, &body, &n);
+		if (r == FRAME_NEED_MORE)
+			break;
+		if (r != FRAME_OK) {
+			client_fatal(cl, "08P01", "pgsluice: invalid message from client", NULL);
+			return;
+		}
+		cl->last_activity = clock_now_usec();
+		if (f.type == 'X') {
+			client_close(cl, "client sent Terminate");
+			return;
+		}
+		if (f.type == 'Q') {
+			const char *sql;
+			if (msg_read_cstring(body, n, &sql) && ends_transaction(sql)) {
+				log_client(cl, LOG_INFO, "ended the transaction idle_transaction_timeout rolled back");
+				msg_command_complete(&cl->conn.out, "ROLLBACK");
+				msg_ready(&cl->conn.out, 'I');
+				free(cl->aborted_reason);
+				cl->aborted_reason = NULL;
+				break;
+			}
+			msg_error(&cl->conn.out, false, "ERROR", "25P03", cl->aborted_reason, NULL, hint);
+			msg_ready(&cl->conn.out, 'E');
+		} else if (f.type == 'S') {
+			cl->aborted_skip_to_sync = false;
+			msg_ready(&cl->conn.out, 'E');
+		} else if (!cl->aborted_skip_to_sync) {
+			cl->aborted_skip_to_sync = true;
+			msg_error(&cl->conn.out, false, "ERROR", "25P03", cl->aborted_reason, NULL, hint);
+		}
+	}
+	if (!client_flush(cl))
+		return;
+	if (cl->aborted_reason == NULL && cl->conn.in != NULL && !buf_is_empty(cl->conn.in))
+		event_active(cl->conn.ev_read, EV_READ, 0); /* what follows the ROLLBACK runs normally */
+	else
+		conn_release_in(&cl->conn, &cl->worker->bufs);
+}
+
 static void idle_input(struct client *cl)
 {
 	struct buf *b = cl->conn.in;
@@ -703,6 +813,10 @@ static void idle_input(struct client *cl)
 	}
 	if (cl->is_admin) {
 		admin_input(cl);
+		return;
+	}
+	if (cl->aborted_reason != NULL) {
+		aborted_input(cl);
 		return;
 	}
 	request_server(cl);
@@ -809,7 +923,7 @@ static void wait_timed_out(struct client *cl, int64_t now)
 	size = p->set->pool_size;
 	active = p->n_servers - p->n_idle;
 	waiting = p->n_waiting;
-	p->n_wait_timeouts++;
+	stats_add(&p->stats, ST_WAIT_TIMEOUT, 1);
 	pthread_mutex_unlock(&p->lock);
 	char msg[300];
 	double waited = (double)(now - cl->state_since) / 1e6;
@@ -822,6 +936,65 @@ static void wait_timed_out(struct client *cl, int64_t now)
 	refuse_request(cl, "53300", msg);
 }
 
+/* leak_warn_timeout and idle_transaction_timeout for a linked client.
+ * true when the link was ended. */
+static bool holds_too_long(struct client *cl, const struct config *cfg, int64_t now)
+{
+	struct server *s = cl->server;
+	if (s == NULL || s->client != cl)
+		return false;
+	if (!cl->leak_reported && client_holds_idle(cl, now, cfg->leak_warn_timeout)) {
+		cl->leak_reported = true;
+		stats_add(&cl->pool->stats, ST_LEAK_WARNING, 1);
+		log_client(cl, LOG_WARNING,
+		           "leak: application_name=%s holds server S-%llu (backend %u) %s for %.1fs "
+		           "(linked %.1fs ago, leak_warn_timeout=%.1fs); last statement: %s",
+		           cl->application_name ? cl->application_name : "", (unsigned long long)s->id, s->backend_pid,
+		           s->txn_status == 'I' ? "idle" : s->txn_status == 'E' ? "idle in a failed transaction"
+		                                                                 : "idle in transaction",
+		           (double)(now - s->answered_at) / 1e6, (double)(now - s->linked_at) / 1e6,
+		           (double)cfg->leak_warn_timeout / 1e6, cl->last_sql ? cl->last_sql : "");
+	}
+	if (cfg->idle_transaction_timeout <= 0 || s->txn_status == 'I' || s->pending_rfq > 0 || s->answered_at == 0 ||
+	    now - s->answered_at < cfg->idle_transaction_timeout)
+		return false;
+	double idle = (double)(now - s->answered_at) / 1e6;
+	char *why = str_printf("pgsluice: transaction rolled back: it was idle for %.1fs, beyond "
+	                       "idle_transaction_timeout=%.1fs",
+	                       idle, (double)cfg->idle_transaction_timeout / 1e6);
+	if (why == NULL)
+		return false;
+	stats_add(&cl->pool->stats, ST_IDLE_TXN_TIMEOUT, 1);
+	log_client(cl, LOG_WARNING,
+	           "idle_transaction_timeout: application_name=%s idle in transaction for %.1fs (limit %.1fs) on "
+	           "backend %u: rolled back, server returned to the pool; last statement: %s",
+	           cl->application_name ? cl->application_name : "", idle, (double)cfg->idle_transaction_timeout / 1e6,
+	           s->backend_pid, cl->last_sql ? cl->last_sql : "");
+	free(cl->aborted_reason);
+	cl->aborted_reason = why;
+	cl->aborted_skip_to_sync = false;
+	server_release(s, "idle_transaction_timeout");
+	client_set_state(cl, CL_IDLE);
+	return true;
+}
+
+static void client_idle_timed_out(struct client *cl)
+{
+	if (cl->pool != NULL)
+		stats_add(&cl->pool->stats, ST_CLIENT_IDLE_TIMEOUT, 1);
+	client_fatal(cl, "57P05", "pgsluice: terminating connection due to client_idle_timeout", NULL);
+}
+
+bool client_holds_idle(const struct client *cl, int64_t now, int64_t limit)
+{
+	const struct server *s = cl->server;
+	if (limit <= 0 || s == NULL || cl->state != CL_ACTIVE || s->pending_rfq > 0 || s->answered_at == 0)
+		return false;
+	if (s->txn_status == 'I' && pool_mode_of(cl->pool) != POOL_MODE_SESSION)
+		return false;
+	return now - s->answered_at >= limit;
+}
+
 void client_tick(struct worker *w, int64_t now)
 {
 	struct list *it, *tmp;
@@ -829,6 +1002,7 @@ void client_tick(struct worker *w, int64_t now)
 		struct client *cl = container_of(it, struct client, worker_node);
 		if (cl->closing)
 			continue;
+		client_count_bytes(cl);
 		const struct config *cfg = w->gen->cfg;
 		switch (cl->state) {
 		case CL_STARTUP:
@@ -847,14 +1021,14 @@ void client_tick(struct worker *w, int64_t now)
 			break;
 		case CL_IDLE:
 			if (cfg->client_idle_timeout > 0 && now - cl->last_activity > cfg->client_idle_timeout)
-				client_fatal(cl, "57P05", "pgsluice: terminating connection due to client_idle_timeout",
-				             NULL);
+				client_idle_timed_out(cl);
 			break;
 		case CL_ACTIVE:
+			if (holds_too_long(cl, cfg, now))
+				break;
 			if (cfg->client_idle_timeout > 0 && cl->server != NULL && cl->server->pending_rfq == 0 &&
 			    cl->server->txn_status == 'I' && now - cl->last_activity > cfg->client_idle_timeout)
-				client_fatal(cl, "57P05", "pgsluice: terminating connection due to client_idle_timeout",
-				             NULL);
+				client_idle_timed_out(cl);
 			break;
 		default:
 			break;

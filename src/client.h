@@ -22,6 +22,7 @@ struct pool;
 struct server;
 struct worker;
 struct scram_server;
+struct snapshot;
 
 enum client_state {
 	CL_STARTUP,    /* waiting for the startup packet */
@@ -45,6 +46,8 @@ struct client {
 	struct server *server;     /* linked server (borrowed); set under pool.lock when linked by another thread */
 	struct pool *pool;
 	bool is_admin;
+	bool admin_full;           /* in admin_users: may change things, not only look */
+	struct snapshot *admin_snap; /* a SHOW waiting for every worker's answer */
 	bool closing;
 	bool login_done;
 
@@ -65,8 +68,16 @@ struct client {
 
 	int64_t connected_at, state_since, last_activity; /* monotonic usec */
 	int64_t wait_deadline;     /* 0: none */
+	int64_t wait_started;      /* when the latest request for a server began; written by the client's worker before it queues */
+	char *last_sql;            /* first LAST_SQL_MAX bytes of the latest Query or Parse (owned, lazily allocated) */
+	uint64_t bytes_in_counted, bytes_out_counted; /* parts of conn.bytes_* already added to the pool's stats */
+	bool leak_reported;        /* leak_warn_timeout reported for the current hold */
+	char *aborted_reason;      /* idle_transaction_timeout ended its transaction: why (owned); NULL: normal */
+	bool aborted_skip_to_sync; /* an extended-protocol batch already got its 25P03 */
 	bool fatal_sent;
 };
+
+#define LAST_SQL_MAX 200
 
 #define log_client(cl, level, fmt, ...)                                                              \
 	log_msg(level, "C-%llu %s/%s@%s: " fmt, (unsigned long long)(cl)->id,                        \
@@ -99,6 +110,10 @@ void client_set_state(struct client *cl, enum client_state to);
 /* Flush what is owed to the client (its out buffer and the linked server's
  * span). Returns false when the client was closed. */
 bool client_flush(struct client *cl);
+
+/* Whether cl holds its server idle, in a transaction (or, in session mode,
+ * at all), for limit usec or longer: what leak_warn_timeout reports. */
+bool client_holds_idle(const struct client *cl, int64_t now, int64_t limit);
 
 /* The per-worker janitor: login, wait and idle timeouts. */
 void client_tick(struct worker *w, int64_t now);

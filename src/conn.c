@@ -80,6 +80,7 @@ enum io_result conn_read(struct conn *c, struct buf_pool *bp)
 		ssize_t n = recv(c->fd, b->data + b->end, b->cap - b->end, 0);
 		if (n > 0) {
 			b->end += (uint32_t)n;
+			c->bytes_in += (uint64_t)n;
 			return IO_OK;
 		}
 		if (n == 0)
@@ -126,6 +127,7 @@ enum io_result conn_write(struct conn *c, struct buf *span)
 			return (errno == EPIPE || errno == ECONNRESET) ? IO_CLOSED : IO_ERROR;
 		}
 		size_t done = (size_t)w;
+		c->bytes_out += done;
 		size_t from_own = done < own ? done : own;
 		c->out_sent += from_own;
 		done -= from_own;

@@ -32,6 +32,7 @@ struct conn {
 	bool body_drop;         /* those bytes are dropped, not forwarded */
 	bool reading, writing;  /* whether ev_read / ev_write are added */
 	int err;                /* errno of the last IO_ERROR */
+	uint64_t bytes_in, bytes_out; /* totals, for stats */
 };
 
 void conn_init(struct conn *c, int fd);

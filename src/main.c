@@ -13,8 +13,10 @@
 #include "auth/userlist.h"
 #include "config.h"
 #include "listener.h"
+#include "http.h"
 #include "log.h"
 #include "pool.h"
+#include "report.h"
 #include "runtime.h"
 #include "server.h"
 #include "util/clock.h"
@@ -84,7 +86,7 @@ static void launch_on_a_worker(struct pool *p, void *arg)
 	if (m == NULL) {
 		struct list failed;
 		list_init(&failed);
-		pool_connect_failed(p, NULL, &failed);
+		pool_connect_failed(p, NULL, "out of memory", &failed);
 		return;
 	}
 	m->pool = p;
@@ -147,6 +149,7 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	struct cfg_gen *g = runtime_gen_acquire();
 	int64_t now = clock_now_usec();
 	pool_maintain_all(g->cfg, now, launch_on_a_worker, NULL);
+	report_tick(g->cfg, now);
 	runtime_gen_release(g);
 	if (draining && (atomic_load(&rt.n_clients) == 0 || now >= drain_deadline))
 		event_base_loopbreak(main_base);
@@ -239,6 +242,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	char http_err[300];
+	if (!http_start(main_base, cfg, http_err, sizeof(http_err))) {
+		fprintf(stderr, "pgsluice: %s\n", http_err);
+		return 1;
+	}
 	if (!write_pidfile(cfg->pidfile)) {
 		fprintf(stderr, "pgsluice: cannot write pidfile %s\n", cfg->pidfile);
 		return 1;
@@ -266,6 +274,7 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < rt.n_workers; i++)
 		worker_join(&rt.workers[i]);
+	http_stop();
 	struct cfg_gen *last = runtime_gen_acquire();
 	listener_cleanup(last->cfg);
 	if (last->cfg->pidfile)

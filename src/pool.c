@@ -3,6 +3,7 @@
  * same step that moves the object it counts. */
 #include "pool.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,6 +124,7 @@ struct pool *pool_get(const struct config *cfg, const char *db_name, const char 
 	    p->user_limit == NULL || !params_copy(&p->guc, guc))
 		goto fail;
 	atomic_init(&p->mode, (int)p->set->mode);
+	atomic_store(&p->stats.period_start_usec, clock_now_usec());
 	atomic_init(&p->max_waiting, p->set->max_waiting);
 	list_add_tail(&pools, &p->node);
 	log_msg(LOG_INFO, "pool %s created (mode=%s pool_size=%d)", p->name, config_pool_mode_name(p->set->mode),
@@ -194,6 +196,26 @@ static void link_pair(struct client *cl, struct server *s)
 	s->client = cl;
 }
 
+/* Under p->lock: cl has just been linked to a server. */
+static void note_assignment(struct pool *p, struct client *cl)
+{
+	int64_t waited = cl->wait_started > 0 ? clock_now_usec() - cl->wait_started : 0;
+	stats_add(&p->stats, ST_ASSIGN, 1);
+	stats_add(&p->stats, ST_WAIT_USEC, (uint64_t)(waited > 0 ? waited : 0));
+	stats_observe(&p->stats.wait, waited);
+	stats_note_max(&p->stats.wait_max_usec, waited);
+}
+
+void pool_connect_succeeded(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->n_connecting--;
+	p->connect_failures_in_row = 0;
+	free(p->last_connect_error);
+	p->last_connect_error = NULL;
+	pthread_mutex_unlock(&p->lock);
+}
+
 enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struct worker *w, struct server **out)
 {
 	enum pool_checkout_result r = POOL_WAIT;
@@ -219,13 +241,13 @@ enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struc
 		p->n_idle--;
 		server_set_state(pick, SV_ACTIVE);
 		link_pair(cl, pick);
-		p->n_checkouts++;
+		note_assignment(p, cl);
 		*out = pick;
 		pthread_mutex_unlock(&p->lock);
 		return POOL_GOT_SERVER;
 	}
 	if (p->set->max_waiting > 0 && p->n_waiting >= p->set->max_waiting) {
-		p->n_refused++;
+		stats_add(&p->stats, ST_REFUSED_QUEUE, 1);
 		pthread_mutex_unlock(&p->lock);
 		return POOL_REFUSED;
 	}
@@ -251,7 +273,7 @@ struct client *pool_give(struct pool *p, struct server *s, struct worker *w, boo
 		p->n_waiting--;
 		server_set_state(s, SV_ACTIVE);
 		link_pair(cl, s);
-		p->n_checkouts++;
+		note_assignment(p, cl);
 		if (cl->worker != w)
 			cl->handoffs_pending++;
 	} else {
@@ -312,11 +334,19 @@ bool pool_server_closed(struct pool *p, struct server *s)
 	return launch;
 }
 
-bool pool_connect_failed(struct pool *p, struct server *s, struct list *failed)
+bool pool_connect_failed(struct pool *p, struct server *s, const char *why, struct list *failed)
 {
+	stats_add(&p->stats, ST_CONNECT_FAIL, 1);
 	pthread_mutex_lock(&p->lock);
 	p->n_connecting--;
-	p->n_connect_failures++;
+	p->connect_failures_in_row++;
+	if (why != NULL) {
+		char *copy = str_dup(why);
+		if (copy != NULL) {
+			free(p->last_connect_error);
+			p->last_connect_error = copy;
+		}
+	}
 	count_out(p);
 	/* With no server left there is nothing to wait for: fail everyone now
 	 * with the server's own reason instead of letting them time out. */
@@ -333,6 +363,40 @@ bool pool_connect_failed(struct pool *p, struct server *s, struct list *failed)
 	pthread_mutex_unlock(&p->lock);
 	(void)s;
 	return false;
+}
+
+static int gauge(atomic_int *slots, int state)
+{
+	int v = atomic_load_explicit(&slots[state], memory_order_relaxed);
+	return v > 0 ? v : 0;
+}
+
+void pool_figures(struct pool *p, int64_t now_usec, struct pool_figures *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->cl_active = gauge(p->n_clients, CL_ACTIVE);
+	f->cl_idle = gauge(p->n_clients, CL_IDLE);
+	f->sv_active = gauge(p->n_by_state, SV_ACTIVE);
+	f->sv_used = gauge(p->n_by_state, SV_RESET);
+	f->sv_login = gauge(p->n_by_state, SV_CONNECTING) + gauge(p->n_by_state, SV_LOGIN);
+	f->mode = pool_mode_of(p);
+	pthread_mutex_lock(&p->lock);
+	f->cl_waiting = p->n_waiting;
+	f->sv_idle = p->n_idle;
+	f->pool_size = p->set->pool_size;
+	if (!list_empty(&p->waiters)) {
+		const struct client *head = container_of(p->waiters.next, struct client, wait_node);
+		if (head->wait_started > 0)
+			f->maxwait_usec = now_usec - head->wait_started;
+	}
+	f->connect_failures_in_row = p->connect_failures_in_row;
+	snprintf(f->last_error, sizeof(f->last_error), "%s", p->last_connect_error ? p->last_connect_error : "");
+	pthread_mutex_unlock(&p->lock);
+}
+
+bool pool_figures_unreachable(const struct pool_figures *f)
+{
+	return f->connect_failures_in_row > 0 && f->sv_active + f->sv_idle + f->sv_used == 0;
 }
 
 bool pool_take_idle(struct pool *p, struct server *s)
@@ -477,6 +541,7 @@ void pool_registry_destroy(bool free_idle_servers)
 		free(p->user_name);
 		free(p->name);
 		free(p->params_key);
+		free(p->last_connect_error);
 		pthread_mutex_destroy(&p->lock);
 		free(p);
 	}

@@ -16,12 +16,15 @@
 
 #include "auth/scram.h"
 #include "config.h"
+#include "stats.h"
 #include "util/list.h"
 #include "util/params.h"
 
 struct client;
 struct server;
 struct worker;
+
+#define POOL_STATE_SLOTS 8 /* >= the number of client and of server states */
 
 /* Connection counters shared by every pool of one database or one user. */
 struct pool_limit {
@@ -77,9 +80,23 @@ struct pool {
 	bool have_scram_keys;          /* a client proved the same SCRAM secret: keys to log in with */
 	uint8_t scram_client_key[SCRAM_KEY_LEN];
 	uint8_t scram_server_key[SCRAM_KEY_LEN];
-	/* counters */
-	uint64_t n_checkouts, n_wait_timeouts, n_connect_failures, n_refused;
+	char *last_connect_error;      /* why the latest connect or login failed; NULL after a success */
+	int connect_failures_in_row;
+
+	/* readable from any thread */
+	struct pool_stats stats;
+	atomic_int n_clients[POOL_STATE_SLOTS]; /* logged-in clients by enum client_state */
+	atomic_int n_by_state[POOL_STATE_SLOTS]; /* servers by enum server_state */
 };
+
+/* A state change of one of the pool's clients or servers, for the gauges. */
+static inline void pool_count_move(atomic_int *slots, int from, int to)
+{
+	if (from >= 0)
+		atomic_fetch_sub_explicit(&slots[from], 1, memory_order_relaxed);
+	if (to >= 0)
+		atomic_fetch_add_explicit(&slots[to], 1, memory_order_relaxed);
+}
 
 enum pool_checkout_result {
 	POOL_GOT_SERVER,  /* *out is linked to the client */
@@ -118,7 +135,9 @@ bool pool_server_closed(struct pool *p, struct server *s);
  * no server left, every waiter is taken off the queue and returned through
  * *failed (a list of clients linked by wait_node) to be told why. Returns
  * true when clients still wait and a new connection may be started now (counted). */
-bool pool_connect_failed(struct pool *p, struct server *s, struct list *failed);
+bool pool_connect_failed(struct pool *p, struct server *s, const char *why, struct list *failed);
+/* A server finished its login: the pool can reach its server again. */
+void pool_connect_succeeded(struct pool *p);
 /* The idle server's watch fired: remove it if it is still idle. */
 bool pool_take_idle(struct pool *p, struct server *s);
 /* Remember the ParameterStatus set a server reported at login. */
@@ -132,6 +151,23 @@ void pool_learn_scram_keys(struct pool *p, const uint8_t ck[SCRAM_KEY_LEN], cons
  * through the callback. */
 typedef void (*pool_launch_fn)(struct pool *p, void *arg);
 void pool_maintain_all(const struct config *cfg, int64_t now_usec, pool_launch_fn launch, void *arg);
+
+/* A pool's figures at one moment, for SHOW POOLS, /metrics, /health and
+ * the stats log. Clients and servers by PgBouncer's words. */
+struct pool_figures {
+	int cl_active;     /* linked to a server */
+	int cl_idle;       /* logged in, not linked, not waiting */
+	int cl_waiting;    /* in the wait queue (or waiting for a login server) */
+	int sv_active, sv_idle, sv_used, sv_login, sv_tested;
+	int pool_size;
+	enum pool_mode mode;
+	int64_t maxwait_usec;         /* the longest current wait */
+	int connect_failures_in_row;  /* > 0 with no server logged in: the server is unreachable */
+	char last_error[256];         /* why the latest connect failed; "" after a success */
+};
+void pool_figures(struct pool *p, int64_t now_usec, struct pool_figures *f);
+/* No server logged in and the latest attempts failed. */
+bool pool_figures_unreachable(const struct pool_figures *f);
 
 /* Each pool in the registry (for stats and admin). */
 void pool_for_each(void (*fn)(struct pool *p, void *arg), void *arg);

@@ -96,6 +96,17 @@ static bool client_in_transaction_mode(const struct client *cl)
 	return cl->pool != NULL && pool_mode_of(cl->pool) == POOL_MODE_TRANSACTION;
 }
 
+/* Keep the start of the statement for SHOW CLIENTS, SHOW LEAKS and leak
+ * reports: at most LAST_SQL_MAX bytes of what has arrived. */
+static void remember_sql(struct client *cl, const uint8_t *text, size_t avail)
+{
+	if (cl->last_sql == NULL && (cl->last_sql = malloc(LAST_SQL_MAX + 1)) == NULL)
+		return;
+	size_t n = strnlen((const char *)text, avail < LAST_SQL_MAX ? avail : LAST_SQL_MAX);
+	memcpy(cl->last_sql, text, n);
+	cl->last_sql[n] = '\0';
+}
+
 static enum frame_step frame_client(struct client *cl, struct server *s)
 {
 	struct conn *c = &cl->conn;
@@ -117,16 +128,26 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 		}
 		uint32_t total = (uint32_t)frame_total(&f);
 		uint32_t have = b->end - b->scan;
-		uint32_t need = f.type == 'P' ? (total < 5 + 70 ? total : 5 + 70) : 5;
+		/* Parse: the statement name and the start of the text; Query: the
+		 * start of the text. Everything else streams from its header. */
+		uint32_t head = f.type == 'P' ? 5 + 64 + LAST_SQL_MAX : f.type == 'Q' ? 5 + LAST_SQL_MAX : 5;
+		uint32_t need = total < head ? total : head;
 		if (have < need)
 			break;
 		const uint8_t *body = b->data + b->scan + 5;
+		size_t body_have = (have < total ? have : total) - 5;
 		if ((f.type == 'Q' || f.type == 'F' || f.type == 'S') && s->pending_rfq == 0) {
 			s->busy_since = clock_now_usec();
 			s->timeout_cancel_sent = false;
+			if (s->xact_started == 0)
+				s->xact_started = s->busy_since;
+			cl->leak_reported = false;
 		}
 		switch (f.type) {
 		case 'Q':
+			remember_sql(cl, body, body_have);
+			s->pending_rfq++;
+			break;
 		case 'F':
 			s->pending_rfq++;
 			break;
@@ -139,8 +160,11 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 			b->end = b->scan; /* the Terminate itself is not forwarded */
 			client_close(cl, "client sent Terminate");
 			return STEP_GONE;
-		case 'P':
+		case 'P': {
 			s->ext_unsynced = true;
+			size_t name_len = strnlen((const char *)body, body_have);
+			if (name_len < body_have)
+				remember_sql(cl, body + name_len + 1, body_have - name_len - 1);
 			if (client_in_transaction_mode(cl) && body[0] != '\0') {
 				/* A named statement would stay on this server for whoever gets it
 				 * next. Replace the Parse by one PostgreSQL rejects, so the server
@@ -160,6 +184,7 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 				continue;
 			}
 			break;
+		}
 		case 'B':
 		case 'E':
 		case 'D':
@@ -249,6 +274,24 @@ static void send_our_error(struct client *cl, struct server *s, const char *sqls
 	msg_error(&cl->conn.out, false, "ERROR", sqlstate, message, NULL, hint);
 }
 
+/* A ReadyForQuery answered the client: count the query and, when the
+ * server is idle again, the transaction. */
+static void count_answer(struct server *s)
+{
+	struct pool_stats *st = &s->pool->stats;
+	stats_add(st, ST_QUERY, 1);
+	if (s->pending_rfq > 0)
+		return;
+	int64_t now = clock_now_usec();
+	s->answered_at = now;
+	stats_add(st, ST_QUERY_USEC, (uint64_t)(now - s->busy_since));
+	if (s->txn_status == 'I' && s->xact_started > 0) {
+		stats_add(st, ST_XACT, 1);
+		stats_add(st, ST_XACT_USEC, (uint64_t)(now - s->xact_started));
+		s->xact_started = 0;
+	}
+}
+
 static enum frame_step frame_server(struct server *s)
 {
 	struct conn *c = &s->conn;
@@ -299,6 +342,7 @@ static enum frame_step frame_server(struct server *s)
 				}
 			} else if (s->pending_rfq > 0) {
 				s->pending_rfq--;
+				count_answer(s);
 			}
 			if (!swallow && releasable(s))
 				stop_after = true;
@@ -382,6 +426,7 @@ static void release_to_pool(struct server *s)
 	}
 	if (s->conn.in != NULL && s->conn.in->start == s->conn.in->end)
 		buf_give_back(&s->worker->bufs, &s->conn.in);
+	server_note_unlink(s);
 	s->client = NULL;
 	cl->server = NULL;
 	client_server_gone(cl, false, false);

@@ -29,6 +29,7 @@ struct runtime {
 	pthread_mutex_t gen_lock;    /* guards gen (the pointer, not the generation) */
 	struct cfg_gen *gen;         /* current generation; holds one reference */
 	atomic_int n_clients;        /* clients connected, for max_client_conn */
+	atomic_ullong refused_max_client_conn;
 	atomic_bool shutting_down;
 	atomic_uint next_fake_pid;
 	const char *version;

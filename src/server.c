@@ -43,8 +43,12 @@ const char *server_pool_name(const struct server *s)
 	return s->pool != NULL ? s->pool->name : "-";
 }
 
+_Static_assert(SV_CLOSED < POOL_STATE_SLOTS, "pool gauges need a slot per server state");
+
 void server_set_state(struct server *s, enum server_state to)
 {
+	if (s->pool != NULL && s->state != to)
+		pool_count_move(s->pool->n_by_state, (int)s->state, to == SV_CLOSED ? -1 : (int)to);
 	s->state = to;
 }
 
@@ -108,7 +112,7 @@ static void login_failed(struct server *s, const char *severity, const char *sql
 	list_init(&failed);
 	log_server(s, LOG_WARNING, "login to %s:%d failed: %s (%s)", s->host ? s->host : "unix", s->port, message,
 	           sqlstate);
-	pool_connect_failed(s->pool, s, &failed);
+	pool_connect_failed(s->pool, s, message, &failed);
 	struct worker *me = s->worker;
 	struct list *n;
 	while ((n = list_pop_head(&failed)) != NULL) {
@@ -160,6 +164,7 @@ void server_close(struct server *s, const char *reason)
 	if (s->state != SV_CONNECTING)
 		send_terminate(s);
 	if (s->client != NULL) {
+		server_note_unlink(s);
 		s->client->server = NULL;
 		s->client = NULL;
 	}
@@ -340,11 +345,12 @@ void server_launch(struct pool *p, struct worker *w)
 	if (s == NULL) {
 		struct list failed;
 		list_init(&failed);
-		pool_connect_failed(p, NULL, &failed);
+		pool_connect_failed(p, NULL, "out of memory", &failed);
 		return;
 	}
 	s->id = atomic_fetch_add(&next_server_id, 1);
 	s->pool = p;
+	pool_count_move(p->n_by_state, -1, SV_CONNECTING);
 	s->worker = w;
 	s->txn_status = 'I';
 	list_init(&s->worker_node);
@@ -511,9 +517,7 @@ static void login_done(struct server *s)
 	scram_client_free(s->scram);
 	s->scram = NULL;
 	pool_learn_params(s->pool, &s->params);
-	pthread_mutex_lock(&s->pool->lock);
-	s->pool->n_connecting--;
-	pthread_mutex_unlock(&s->pool->lock);
+	pool_connect_succeeded(s->pool);
 	s->txn_status = 'I';
 	s->deadline = 0;
 	server_return_to_pool(s);
@@ -622,6 +626,7 @@ static void server_idle_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = worker_self();
 	if (!pool_take_idle(s->pool, s))
 		return; /* another worker took it a moment ago */
+	stats_add(&s->pool->stats, ST_DEAD_SERVER, 1);
 	s->worker = w;
 	list_add_tail(&w->servers, &s->worker_node);
 	bool launch = pool_server_closed(s->pool, s);
@@ -645,7 +650,7 @@ void server_attach(struct server *s, struct worker *w)
 	if (!list_linked(&s->worker_node))
 		list_add_tail(&w->servers, &s->worker_node);
 	conn_want_read(&s->conn, true);
-	s->linked_at = clock_now_usec();
+	s->linked_at = s->answered_at = clock_now_usec();
 	s->n_uses++;
 }
 
@@ -724,6 +729,7 @@ void server_reset_step(struct server *s)
 	if (s->txn_status != 'I' && !s->reset_rollback_sent) {
 		s->reset_rollback_sent = true;
 		server_send_internal(s, "ROLLBACK");
+		stats_add(&s->pool->stats, ST_RELEASE_ROLLBACK, 1);
 		relay_flush_server(s);
 		return;
 	}
@@ -738,9 +744,20 @@ void server_reset_step(struct server *s)
 	server_return_to_pool(s);
 }
 
+void server_note_unlink(struct server *s)
+{
+	if (s->linked_at == 0)
+		return;
+	int64_t held = clock_now_usec() - s->linked_at;
+	stats_observe(&s->pool->stats.hold, held);
+	stats_note_max(&s->pool->stats.hold_max_usec, held);
+	s->linked_at = 0;
+}
+
 void server_release(struct server *s, const char *why)
 {
 	struct client *cl = s->client;
+	server_note_unlink(s);
 	s->client = NULL;
 	if (cl != NULL) {
 		cl->server = NULL;
@@ -794,11 +811,14 @@ void server_tick(struct worker *w, int64_t now)
 	pgs_usec_t query_timeout = w->gen->cfg->query_timeout;
 	list_for_each_safe(it, tmp, &w->servers) {
 		struct server *s = container_of(it, struct server, worker_node);
+		if (s->state == SV_ACTIVE && s->linked_at > 0)
+			stats_note_max(&s->pool->stats.hold_max_usec, now - s->linked_at);
 		/* query_timeout: PostgreSQL's own cancel, so the client gets its
 		 * 57014 and keeps its connection. */
 		if (query_timeout > 0 && s->state == SV_ACTIVE && s->pending_rfq > 0 && !s->timeout_cancel_sent &&
 		    now - s->busy_since >= query_timeout) {
 			s->timeout_cancel_sent = true;
+			stats_add(&s->pool->stats, ST_QUERY_TIMEOUT, 1);
 			log_server(s, LOG_WARNING, "query_timeout reached after %.1fs: cancelling the query",
 			           (double)(now - s->busy_since) / 1e6);
 			server_send_cancel(s);

@@ -79,6 +79,8 @@ struct server {
 
 	int64_t created_at, idle_since, linked_at, lifetime_usec; /* monotonic usec */
 	int64_t busy_since;        /* when pending_rfq last went from 0 to 1 (query_timeout) */
+	int64_t xact_started;      /* first query after the server was last idle; 0: none */
+	int64_t answered_at;       /* when the client's last request was answered (or the link began): idle since */
 	bool timeout_cancel_sent;
 	uint64_t n_uses;
 };
@@ -95,6 +97,8 @@ void server_launch(struct pool *p, struct worker *w);
 /* A server just linked to a client on worker w by pool_checkout() or a
  * hand-off: take its events onto w's base. */
 void server_attach(struct server *s, struct worker *w);
+/* The link to a client ends (release, departure, close): the hold time is observed. */
+void server_note_unlink(struct server *s);
 
 /* The linked client is done with s (transaction end, or client gone):
  * reset what must be reset and return it to the pool, or close it. */

@@ -45,6 +45,26 @@ void worker_msg_free(struct worker_msg *m)
 	free(m);
 }
 
+bool worker_call(struct worker *w, worker_call_fn fn, void *arg)
+{
+	if (worker_self() == w) {
+		fn(w, arg);
+		return true;
+	}
+	return worker_call_later(w, fn, arg);
+}
+
+bool worker_call_later(struct worker *w, worker_call_fn fn, void *arg)
+{
+	struct worker_msg *m = worker_msg_new(WMSG_CALL);
+	if (m == NULL)
+		return false;
+	m->call = fn;
+	m->arg = arg;
+	worker_post(w, m);
+	return true;
+}
+
 void worker_post(struct worker *w, struct worker_msg *m)
 {
 	pthread_mutex_lock(&w->inbox_lock);
@@ -125,6 +145,9 @@ static void handle_msg(struct worker *w, struct worker_msg *m)
 		break;
 	case WMSG_LAUNCH:
 		server_launch(m->pool, w);
+		break;
+	case WMSG_CALL:
+		m->call(w, m->arg);
 		break;
 	case WMSG_STOP:
 		event_base_loopbreak(w->base);

@@ -19,6 +19,7 @@
 
 struct client;
 struct server;
+struct worker;
 struct cfg_gen;
 struct pool;
 struct evconnlistener;
@@ -32,7 +33,10 @@ enum worker_msg_kind {
 	WMSG_SHUTDOWN,    /* stop accepting; close idle clients */
 	WMSG_STOP,        /* leave the loop */
 	WMSG_LAUNCH,      /* open one server connection for pool (already counted in it) */
+	WMSG_CALL,        /* run call(w, arg) on the worker's thread */
 };
+
+typedef void (*worker_call_fn)(struct worker *w, void *arg);
 
 struct worker_msg {
 	struct list node;
@@ -42,6 +46,8 @@ struct worker_msg {
 	uint32_t pid, key;     /* CANCEL */
 	struct cfg_gen *gen;   /* CONFIG: a reference for the worker */
 	struct pool *pool;     /* LAUNCH */
+	worker_call_fn call;   /* CALL */
+	void *arg;             /* CALL */
 	char *sqlstate;        /* LOGIN_FAIL, owned */
 	char *message;         /* LOGIN_FAIL, owned */
 	char *detail;          /* LOGIN_FAIL, owned, may be NULL */
@@ -85,6 +91,11 @@ void worker_destroy(struct worker *w);
 void worker_post(struct worker *w, struct worker_msg *msg);
 struct worker_msg *worker_msg_new(enum worker_msg_kind kind);
 void worker_msg_free(struct worker_msg *m);
+/* Thread-safe: run fn(w, arg) on w's thread (at once when that is this
+ * thread). false on OOM: fn will not run. */
+bool worker_call(struct worker *w, worker_call_fn fn, void *arg);
+/* The same, but always through the inbox, never on the caller's stack. */
+bool worker_call_later(struct worker *w, worker_call_fn fn, void *arg);
 
 void worker_reap_client(struct worker *w, struct client *cl);
 void worker_reap_server(struct worker *w, struct server *s);

@@ -55,6 +55,8 @@ void msg_password(struct msgbuf *m, const void *data, size_t n);        /* 'p' *
 void msg_sasl_initial(struct msgbuf *m, const char *mech, const void *data, size_t n);
 /* RowDescription with text columns (type oid 25) of the given names. */
 void msg_row_description(struct msgbuf *m, int ncols, const char *const *names);
+/* The same with a type OID per column (text format). */
+void msg_row_description_typed(struct msgbuf *m, int ncols, const char *const *names, const uint32_t *type_oids);
 /* DataRow; a NULL value is SQL NULL. */
 void msg_data_row(struct msgbuf *m, int ncols, const char *const *values);
 void msg_command_complete(struct msgbuf *m, const char *tag);           /* 'C' */

@@ -200,7 +200,6 @@ def test_query_timeout_is_57014_and_connection_survives(sluice):
                                    and b.state == "active"], timeout=3)
 
 
-@pytest.mark.xfail(strict=True, reason="idle_transaction_timeout with 25P03 comes with the visibility work (leaks, SHOW LEAKS)")
 @pytest.mark.timeout(30)
 def test_idle_transaction_timeout_is_25P03_and_rollback_recovers(sluice):
     s = sluice({"idle_transaction_timeout": 1, "default_pool_size": 1})

@@ -190,8 +190,8 @@ static void test_failed_connect_fails_whole_queue(void **state)
 	pool_checkout(p, &f->cl[2], &f->w, &got);
 	struct list failed;
 	list_init(&failed);
-	pool_connect_failed(p, &f->sv[0], &failed);
-	pool_connect_failed(p, &f->sv[1], &failed);
+	pool_connect_failed(p, &f->sv[0], "connection refused", &failed);
+	pool_connect_failed(p, &f->sv[1], "connection refused", &failed);
 	int n = 0;
 	struct list *it;
 	list_for_each(it, &failed) {
@@ -202,7 +202,9 @@ static void test_failed_connect_fails_whole_queue(void **state)
 	assert_int_equal(p->n_servers, 0);
 	assert_int_equal(p->n_waiting, 0);
 	assert_int_equal(f->cl[0].handoffs_pending, 1);
-	assert_int_equal(p->n_connect_failures, 2);
+	assert_int_equal(stats_read(&p->stats, ST_CONNECT_FAIL), 2);
+	assert_int_equal(p->connect_failures_in_row, 2);
+	assert_string_equal(p->last_connect_error, "connection refused");
 }
 
 static void test_max_db_connections_across_users(void **state)

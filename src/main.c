@@ -12,6 +12,7 @@
 
 #include "auth/userlist.h"
 #include "config.h"
+#include "doctor.h"
 #include "listener.h"
 #include "http.h"
 #include "log.h"
@@ -71,6 +72,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: pgsluice [OPTIONS] CONFIG.ini\n"
 	           "  pgsluice --check CONFIG.ini   validate the configuration, exit 0/1\n"
+	           "  pgsluice --check --online CONFIG.ini\n"
+	           "                                also log in to each server and lint the\n"
+	           "                                configuration against its settings, exit 0/1\n"
 	           "  pgsluice --version | --help\n"
 	           "options:\n"
 	           "  -v, --verbose                 debug logging\n");
@@ -168,11 +172,13 @@ static bool write_pidfile(const char *path)
 
 int main(int argc, char **argv)
 {
-	bool check = false, verbose = false;
+	bool check = false, online = false, verbose = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--check") == 0 || strcmp(a, "-C") == 0) {
 			check = true;
+		} else if (strcmp(a, "--online") == 0) {
+			online = true;
 		} else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
 			printf("pgsluice %s\n", PGSLUICE_VERSION);
 			return 0;
@@ -192,7 +198,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (config_path == NULL) {
+	if (config_path == NULL || (online && !check)) {
 		usage(stderr);
 		return 2;
 	}
@@ -205,8 +211,9 @@ int main(int argc, char **argv)
 		}
 		printf("%s: configuration is valid (%d database entries, %d user entries)\n", config_path,
 		       g->cfg->n_dbs + (g->cfg->fallback_db != NULL), g->cfg->n_users);
+		int status = online ? doctor_check_online(g->cfg, g->users, stdout) : 0;
 		runtime_gen_release(g);
-		return 0;
+		return status;
 	}
 
 	struct cfg_gen *g = load_generation(config_path, report_to_stderr, &errors);

@@ -280,3 +280,12 @@ int userlist_count(const struct userlist *u)
 {
 	return u == NULL ? 0 : u->n;
 }
+
+const char *userlist_first_user(const struct userlist *u)
+{
+	const struct userlist_entry *first = NULL;
+	for (int i = 0; u != NULL && i < u->n; i++)
+		if (first == NULL || u->items[i].seq < first->seq)
+			first = &u->items[i];
+	return first != NULL ? first->user : NULL;
+}

@@ -16,5 +16,7 @@ void userlist_free(struct userlist *u);
 /* The stored secret for user, or NULL. */
 const char *userlist_find(const struct userlist *u, const char *user);
 int userlist_count(const struct userlist *u);
+/* The user listed first in the file, or NULL when there is none. */
+const char *userlist_first_user(const struct userlist *u);
 
 #endif

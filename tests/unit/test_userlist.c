@@ -94,6 +94,12 @@ static void test_empty_and_duplicates(void **state)
 	struct userlist *u = load_ok("; nothing but comments\n\n");
 	assert_int_equal(userlist_count(u), 0);
 	assert_null(userlist_find(u, "anyone"));
+	assert_null(userlist_first_user(u));
+	userlist_free(u);
+
+	/* file order, not sorted order */
+	u = load_ok("\"zed\" \"1\"\n\"alice\" \"2\"\n");
+	assert_string_equal(userlist_first_user(u), "zed");
 	userlist_free(u);
 
 	/* As in PgBouncer, the last line for a user wins. */

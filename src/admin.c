@@ -500,10 +500,23 @@ static void show_stats_averages(struct client *cl, const char *arg)
 
 enum conn_view { VIEW_CLIENTS, VIEW_SERVERS, VIEW_LEAKS };
 
-struct admin_wait {
-	struct client *cl;   /* NULL once the admin client left */
-	enum conn_view view;
+/* A command answered later: a snapshot from the workers, or a PAUSE
+ * waiting for its servers to be released. */
+enum pending_kind { PEND_SNAPSHOT, PEND_PAUSE };
+
+struct admin_pending {
+	enum pending_kind kind;
+	struct client *cl;   /* NULL once the admin client left (a snapshot still in flight frees it) */
+	enum conn_view view; /* PEND_SNAPSHOT */
+	char *db;            /* PEND_PAUSE; NULL: every database */
 };
+
+static void pending_free(struct admin_pending *pd)
+{
+	if (pd != NULL)
+		free(pd->db);
+	free(pd);
+}
 
 static const struct col conn_cols[] = {
 	{ "type", T_TEXT },           { "user", T_TEXT },
@@ -591,14 +604,14 @@ static int by_idle_desc(const void *a, const void *b)
 
 static void snapshot_ready(struct snapshot *snap, void *arg)
 {
-	struct admin_wait *aw = arg;
-	struct client *cl = aw != NULL ? aw->cl : NULL;
+	struct admin_pending *aw = arg;
+	struct client *cl = aw->cl;
 	if (cl == NULL || cl->closing) {
-		free(aw);
+		pending_free(aw);
 		snapshot_free(snap);
 		return;
 	}
-	cl->admin_snap = NULL;
+	cl->admin_pending = NULL;
 	int64_t now_wall = clock_wall_usec() - (clock_now_usec() - snap->taken_at);
 	if (aw->view == VIEW_LEAKS) {
 		qsort(snap->rows, (size_t)snap->n, sizeof(snap->rows[0]), by_idle_desc);
@@ -617,28 +630,29 @@ static void snapshot_ready(struct snapshot *snap, void *arg)
 	}
 	msg_command_complete(&cl->conn.out, "SHOW");
 	msg_ready(&cl->conn.out, 'I');
-	free(aw);
+	pending_free(aw);
 	snapshot_free(snap);
 	admin_resume(cl);
 }
 
 static void start_snapshot(struct client *cl, enum conn_view view)
 {
-	struct admin_wait *aw = calloc(1, sizeof(*aw));
+	struct admin_pending *aw = calloc(1, sizeof(*aw));
 	struct snapshot *snap = NULL;
 	if (aw == NULL) {
 		msg_error(&cl->conn.out, false, "ERROR", "53200", "pgsluice: out of memory", NULL, NULL);
 		return;
 	}
+	aw->kind = PEND_SNAPSHOT;
 	aw->cl = cl;
 	aw->view = view;
 	if (!snapshot_start(snapshot_ready, aw, &snap)) {
-		free(aw);
+		pending_free(aw);
 		snapshot_free(snap);
 		msg_error(&cl->conn.out, false, "ERROR", "53200", "pgsluice: out of memory", NULL, NULL);
 		return;
 	}
-	cl->admin_snap = snap;
+	cl->admin_pending = aw;
 }
 
 static void show_clients(struct client *cl, const char *arg)
@@ -675,6 +689,192 @@ static void cmd_shutdown(struct client *cl, const char *arg)
 	kill(getpid(), SIGTERM);
 }
 
+/* PAUSE, RESUME, RECONNECT and KILL name one database or, without an
+ * argument, all of them (KILL needs one). */
+static bool known_database(struct client *cl, const char *db)
+{
+	if (db == NULL)
+		return true;
+	const struct config *cfg = acfg(cl);
+	for (int i = 0; i < cfg->n_dbs; i++)
+		if (strcmp(cfg->dbs[i].name, db) == 0)
+			return true;
+	return pool_count_db(db) > 0; /* a pool made through the "*" entry */
+}
+
+static const char *db_arg(struct client *cl, const char *arg, const char *command)
+{
+	const char *db = arg[0] != '\0' ? arg : NULL;
+	if (!known_database(cl, db)) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "pgsluice: %s: no such database: %s", command, db);
+		msg_error(&cl->conn.out, false, "ERROR", "3D000", msg, NULL, NULL);
+		return "";
+	}
+	return db;
+}
+
+#define DB_REFUSED(db) ((db) != NULL && (db)[0] == '\0')
+
+static void cmd_pause(struct client *cl, const char *arg)
+{
+	const char *db = db_arg(cl, arg, "PAUSE");
+	if (DB_REFUSED(db))
+		return;
+	pool_pause_db(db);
+	log_client(cl, LOG_INFO, "admin console: PAUSE %s", db ? db : "(all)");
+	if (pool_db_quiet(db)) {
+		msg_command_complete(&cl->conn.out, "PAUSE");
+		return;
+	}
+	/* As PgBouncer: the answer comes when the servers in use are released. */
+	struct admin_pending *pd = calloc(1, sizeof(*pd));
+	if (pd == NULL || (db != NULL && (pd->db = strdup(db)) == NULL)) {
+		pending_free(pd);
+		msg_command_complete(&cl->conn.out, "PAUSE");
+		return;
+	}
+	pd->kind = PEND_PAUSE;
+	pd->cl = cl;
+	cl->admin_pending = pd;
+}
+
+static void cmd_resume(struct client *cl, const char *arg)
+{
+	const char *db = db_arg(cl, arg, "RESUME");
+	if (DB_REFUSED(db))
+		return;
+	pool_resume_db(db);
+	log_client(cl, LOG_INFO, "admin console: RESUME %s", db ? db : "(all)");
+	msg_command_complete(&cl->conn.out, "RESUME");
+}
+
+static void cmd_reconnect(struct client *cl, const char *arg)
+{
+	const char *db = db_arg(cl, arg, "RECONNECT");
+	if (DB_REFUSED(db))
+		return;
+	int n = pool_reconnect_db(db);
+	log_client(cl, LOG_INFO, "admin console: RECONNECT %s (%d pools): servers are replaced as they are released",
+	           db ? db : "(all)", n);
+	msg_command_complete(&cl->conn.out, "RECONNECT");
+}
+
+struct kill_order {
+	atomic_int workers_left;
+	char db[];
+};
+
+static void kill_clients_of(struct worker *w, void *arg)
+{
+	struct kill_order *k = arg;
+	char msg[200];
+	snprintf(msg, sizeof(msg), "pgsluice: database %s was killed by an administrator (KILL)", k->db);
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &w->clients) {
+		struct client *cl = container_of(it, struct client, worker_node);
+		if (!cl->is_admin && !cl->closing && cl->database != NULL && strcmp(cl->database, k->db) == 0)
+			client_fatal(cl, "57P01", msg, NULL);
+	}
+	if (atomic_fetch_sub(&k->workers_left, 1) == 1)
+		free(k);
+}
+
+static void cmd_kill(struct client *cl, const char *arg)
+{
+	if (arg[0] == '\0') {
+		msg_error(&cl->conn.out, false, "ERROR", "42601", "pgsluice: KILL needs a database name", NULL,
+		          "to stop everything, use SHUTDOWN");
+		return;
+	}
+	const char *db = db_arg(cl, arg, "KILL");
+	if (DB_REFUSED(db))
+		return;
+	/* Paused first, so nobody takes a server while its clients go;
+	 * servers are closed, not reused, as they come back. */
+	pool_pause_db(db);
+	pool_reconnect_db(db);
+	log_client(cl, LOG_WARNING, "admin console: KILL %s: its clients and servers are closed; RESUME %s to reopen",
+	           db, db);
+	size_t len = strlen(db);
+	struct kill_order *k = malloc(sizeof(*k) + len + 1);
+	if (k == NULL) {
+		msg_error(&cl->conn.out, false, "ERROR", "53200", "pgsluice: out of memory", NULL, NULL);
+		return;
+	}
+	memcpy(k->db, db, len + 1);
+	atomic_init(&k->workers_left, rt.n_workers);
+	for (int i = 0; i < rt.n_workers; i++)
+		if (!worker_call_later(&rt.workers[i], kill_clients_of, k) && atomic_fetch_sub(&k->workers_left, 1) == 1)
+			free(k);
+	msg_command_complete(&cl->conn.out, "KILL");
+}
+
+/* SET key = value: a copy of the running configuration with one key
+ * changed becomes the next generation, as a reload would. */
+static void cmd_set(struct client *cl, const char *arg)
+{
+	char key[64], value[512];
+	const char *eq = strchr(arg, '=');
+	if (eq == NULL) {
+		msg_error(&cl->conn.out, false, "ERROR", "42601", "pgsluice: SET needs key = value", NULL, NULL);
+		return;
+	}
+	size_t klen = (size_t)(eq - arg);
+	while (klen > 0 && isspace((unsigned char)arg[klen - 1]))
+		klen--;
+	snprintf(key, sizeof(key), "%.*s", (int)klen, arg);
+	const char *v = eq + 1;
+	while (isspace((unsigned char)*v))
+		v++;
+	size_t vlen = strlen(v);
+	if (vlen >= 2 && v[0] == '\'' && v[vlen - 1] == '\'') {
+		v++;
+		vlen -= 2;
+	}
+	snprintf(value, sizeof(value), "%.*s", (int)vlen, v);
+	for (char *p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+
+	const char *name, *def;
+	char current[512];
+	bool reloadable = false, found = false;
+	for (int i = 0; !found && config_key_at(acfg(cl), i, &name, current, sizeof(current), &def, &reloadable); i++)
+		found = strcmp(name, key) == 0;
+	char err[300];
+	if (found && !reloadable) {
+		snprintf(err, sizeof(err), "pgsluice: %s cannot be changed while running (restart needed)", key);
+		msg_error(&cl->conn.out, false, "ERROR", "55P02", err, NULL, NULL);
+		return;
+	}
+	struct cfg_gen *cur = runtime_gen_acquire();
+	struct config *next = config_copy(cur->cfg);
+	runtime_gen_release(cur);
+	if (next == NULL) {
+		msg_error(&cl->conn.out, false, "ERROR", "53200", "pgsluice: out of memory", NULL, NULL);
+		return;
+	}
+	if (!config_set(next, key, value, err, sizeof(err))) {
+		config_free(next);
+		char msg[400];
+		snprintf(msg, sizeof(msg), "pgsluice: SET %s: %s", key, err);
+		msg_error(&cl->conn.out, false, "ERROR", found ? "22023" : "42704", msg, NULL, NULL);
+		return;
+	}
+	struct cfg_gen *g = runtime_gen_load(next, err, sizeof(err));
+	if (g == NULL) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "pgsluice: SET %s: %s", key, err);
+		msg_error(&cl->conn.out, false, "ERROR", "58030", msg, NULL, NULL);
+		return;
+	}
+	log_client(cl, LOG_INFO, "admin console: SET %s = %s (generation %lu)", key, value, g->number);
+	runtime_apply(g);
+	char tag[600];
+	snprintf(tag, sizeof(tag), "SET %s=%s", key, value);
+	msg_command_complete(&cl->conn.out, tag);
+}
+
 /* --- dispatch --- */
 
 struct admin_cmd {
@@ -699,6 +899,11 @@ static const struct admin_cmd commands[] = {
 	{ "SHOW SERVERS", "SHOW", false, false, show_servers },
 	{ "SHOW LEAKS", "SHOW", false, false, show_leaks },
 	{ "RELOAD", "RELOAD", false, true, cmd_reload },
+	{ "PAUSE", NULL, true, true, cmd_pause },
+	{ "RESUME", NULL, true, true, cmd_resume },
+	{ "RECONNECT", NULL, true, true, cmd_reconnect },
+	{ "KILL", NULL, true, true, cmd_kill },
+	{ "SET", NULL, true, true, cmd_set },
 	{ "SHUTDOWN", "SHUTDOWN", false, true, cmd_shutdown },
 };
 
@@ -721,6 +926,33 @@ static void normalise(const char *in, char *out, size_t size)
 	out[n] = '\0';
 }
 
+/* The text after the first n_words words of sql, in its own case, without
+ * surrounding spaces or a trailing ';'. */
+static void rest_after_words(const char *sql, int n_words, char *out, size_t size)
+{
+	const char *p = sql;
+	for (int i = 0; i < n_words; i++) {
+		while (isspace((unsigned char)*p))
+			p++;
+		while (*p && !isspace((unsigned char)*p) && *p != ';')
+			p++;
+	}
+	while (isspace((unsigned char)*p))
+		p++;
+	size_t n = strlen(p);
+	while (n > 0 && (isspace((unsigned char)p[n - 1]) || p[n - 1] == ';'))
+		n--;
+	snprintf(out, size, "%.*s", (int)n, p);
+}
+
+static int count_words(const char *s)
+{
+	int n = 1;
+	for (; *s; s++)
+		n += *s == ' ';
+	return n;
+}
+
 static void run_query(struct client *cl, const char *sql)
 {
 	char norm[512];
@@ -741,8 +973,11 @@ static void run_query(struct client *cl, const char *sql)
 			          "stats_users may run SHOW commands");
 			return;
 		}
-		c->run(cl, norm[len] == ' ' ? norm + len + 1 : "");
-		if (cl->admin_snap == NULL && c->tag != NULL)
+		char arg[512] = "";
+		if (c->takes_arg)
+			rest_after_words(sql, count_words(c->words), arg, sizeof(arg));
+		c->run(cl, arg);
+		if (cl->admin_pending == NULL && c->tag != NULL)
 			msg_command_complete(&cl->conn.out, c->tag);
 		return;
 	}
@@ -775,7 +1010,7 @@ void admin_welcome(struct client *cl)
 void admin_input(struct client *cl)
 {
 	for (;;) {
-		if (cl->closing || cl->admin_snap != NULL)
+		if (cl->closing || cl->admin_pending != NULL)
 			break;
 		struct frame f;
 		const uint8_t *body;
@@ -806,12 +1041,12 @@ void admin_input(struct client *cl)
 			continue;
 		}
 		run_query(cl, sql);
-		if (cl->admin_snap == NULL)
+		if (cl->admin_pending == NULL)
 			msg_ready(&cl->conn.out, 'I');
 	}
 	if (cl->closing)
 		return;
-	if (cl->admin_snap == NULL)
+	if (cl->admin_pending == NULL)
 		conn_release_in(&cl->conn, &cl->worker->bufs);
 	client_flush(cl);
 }
@@ -824,10 +1059,25 @@ static void admin_resume(struct client *cl)
 
 void admin_client_gone(struct client *cl)
 {
-	if (cl->admin_snap != NULL) {
-		struct admin_wait *aw = cl->admin_snap->arg;
-		if (aw != NULL)
-			aw->cl = NULL;
-		cl->admin_snap = NULL;
-	}
+	struct admin_pending *pd = cl->admin_pending;
+	cl->admin_pending = NULL;
+	if (pd == NULL)
+		return;
+	if (pd->kind == PEND_SNAPSHOT)
+		pd->cl = NULL; /* the snapshot frees it when the workers are done */
+	else
+		pending_free(pd);
+}
+
+void admin_tick(struct client *cl)
+{
+	struct admin_pending *pd = cl->admin_pending;
+	if (pd == NULL || pd->kind != PEND_PAUSE || !pool_db_quiet(pd->db))
+		return;
+	log_client(cl, LOG_INFO, "admin console: PAUSE %s done: no server in use", pd->db ? pd->db : "(all)");
+	cl->admin_pending = NULL;
+	pending_free(pd);
+	msg_command_complete(&cl->conn.out, "PAUSE");
+	msg_ready(&cl->conn.out, 'I');
+	admin_resume(cl);
 }

@@ -1002,6 +1002,10 @@ void client_tick(struct worker *w, int64_t now)
 		struct client *cl = container_of(it, struct client, worker_node);
 		if (cl->closing)
 			continue;
+		if (cl->admin_pending != NULL) {
+			admin_tick(cl);
+			continue;
+		}
 		client_count_bytes(cl);
 		const struct config *cfg = w->gen->cfg;
 		switch (cl->state) {

@@ -22,7 +22,7 @@ struct pool;
 struct server;
 struct worker;
 struct scram_server;
-struct snapshot;
+struct admin_pending;
 
 enum client_state {
 	CL_STARTUP,    /* waiting for the startup packet */
@@ -47,7 +47,7 @@ struct client {
 	struct pool *pool;
 	bool is_admin;
 	bool admin_full;           /* in admin_users: may change things, not only look */
-	struct snapshot *admin_snap; /* a SHOW waiting for every worker's answer */
+	struct admin_pending *admin_pending; /* a command still being answered (admin.c's) */
 	bool closing;
 	bool login_done;
 

@@ -26,7 +26,6 @@
 #define JANITOR_USEC 250000
 
 static struct event_base *main_base;
-static unsigned long generation_number;
 static int draining; /* SIGTERM: 1 while transactions finish */
 static int64_t drain_deadline;
 
@@ -50,21 +49,10 @@ static struct cfg_gen *load_generation(const char *path, config_report_fn report
 	struct config *cfg = config_load(path, report, arg);
 	if (cfg == NULL)
 		return NULL;
-	struct userlist *users = NULL;
-	if (cfg->auth_file != NULL && cfg->auth_file[0] != '\0') {
-		char err[300];
-		users = userlist_load(cfg->auth_file, err, sizeof(err));
-		if (users == NULL) {
-			report(arg, CONFIG_ERROR, err);
-			config_free(cfg);
-			return NULL;
-		}
-	}
-	struct cfg_gen *g = runtime_gen_new(cfg, users, ++generation_number);
-	if (g == NULL) {
-		config_free(cfg);
-		userlist_free(users);
-	}
+	char err[300];
+	struct cfg_gen *g = runtime_gen_load(cfg, err, sizeof(err));
+	if (g == NULL)
+		report(arg, CONFIG_ERROR, err);
 	return g;
 }
 
@@ -105,18 +93,9 @@ static void reload(const char *path)
 		log_msg(LOG_ERROR, "reload failed: configuration has errors; keeping the previous one");
 		return;
 	}
-	pool_reconfigure_all(g->cfg);
-	log_set_debug(g->cfg->verbose);
-	for (int i = 0; i < rt.n_workers; i++) {
-		struct worker_msg *m = worker_msg_new(WMSG_CONFIG);
-		if (m == NULL)
-			continue;
-		atomic_fetch_add(&g->refs, 1);
-		m->gen = g;
-		worker_post(&rt.workers[i], m);
-	}
-	runtime_gen_publish(g);
-	log_msg(LOG_INFO, "reload done (generation %lu)", g->number);
+	unsigned long number = g->number;
+	runtime_apply(g);
+	log_msg(LOG_INFO, "reload done (generation %lu)", number);
 }
 
 static const char *config_path;

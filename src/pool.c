@@ -15,6 +15,24 @@
 #include "worker.h"
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER; /* guards the three lists; taken before a pool's lock */
+
+/* Databases paused by PAUSE or KILL; guarded by registry_lock. */
+static struct {
+	char **names;
+	int n;
+	bool all;
+} paused;
+
+static bool db_paused_locked(const char *db)
+{
+	if (paused.all)
+		return true;
+	for (int i = 0; i < paused.n; i++)
+		if (strcmp(paused.names[i], db) == 0)
+			return true;
+	return false;
+}
+
 static struct list pools = LIST_INIT(pools);
 static struct list db_limits = LIST_INIT(db_limits);
 static struct list user_limits = LIST_INIT(user_limits);
@@ -124,6 +142,7 @@ struct pool *pool_get(const struct config *cfg, const char *db_name, const char 
 	    p->user_limit == NULL || !params_copy(&p->guc, guc))
 		goto fail;
 	atomic_init(&p->mode, (int)p->set->mode);
+	p->paused = db_paused_locked(db_name);
 	atomic_store(&p->stats.period_start_usec, clock_now_usec());
 	atomic_init(&p->max_waiting, p->set->max_waiting);
 	list_add_tail(&pools, &p->node);
@@ -170,7 +189,7 @@ void pool_reconfigure_all(const struct config *cfg)
 static bool reserve_launch(struct pool *p)
 {
 	struct pool_settings *s = p->set;
-	if (s->removed || p->n_servers >= s->pool_size || p->n_connecting >= s->connect_concurrency)
+	if (s->removed || p->paused || p->n_servers >= s->pool_size || p->n_connecting >= s->connect_concurrency)
 		return false;
 	if (s->max_db_connections > 0 && atomic_fetch_add(&p->db_limit->used, 1) >= s->max_db_connections) {
 		atomic_fetch_sub(&p->db_limit->used, 1);
@@ -221,7 +240,7 @@ enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struc
 	enum pool_checkout_result r = POOL_WAIT;
 	*out = NULL;
 	pthread_mutex_lock(&p->lock);
-	if (!list_empty(&p->idle) && list_empty(&p->waiters)) {
+	if (!list_empty(&p->idle) && list_empty(&p->waiters) && !p->paused) {
 		/* Prefer a server already on this worker: no cross-thread event move. */
 		struct server *pick = NULL;
 		int scanned = 0;
@@ -265,9 +284,9 @@ struct client *pool_give(struct pool *p, struct server *s, struct worker *w, boo
 	struct client *cl = NULL;
 	*close_it = false;
 	pthread_mutex_lock(&p->lock);
-	if (p->n_servers > p->set->pool_size || p->set->removed) {
+	if (p->n_servers > p->set->pool_size || p->set->removed || s->epoch != atomic_load(&p->epoch)) {
 		*close_it = true;
-	} else if (!list_empty(&p->waiters)) {
+	} else if (!list_empty(&p->waiters) && !p->paused) {
 		cl = container_of(list_pop_head(&p->waiters), struct client, wait_node);
 		cl->queued = false;
 		p->n_waiting--;
@@ -381,6 +400,7 @@ void pool_figures(struct pool *p, int64_t now_usec, struct pool_figures *f)
 	f->sv_login = gauge(p->n_by_state, SV_CONNECTING) + gauge(p->n_by_state, SV_LOGIN);
 	f->mode = pool_mode_of(p);
 	pthread_mutex_lock(&p->lock);
+	f->paused = p->paused;
 	f->cl_waiting = p->n_waiting;
 	f->sv_idle = p->n_idle;
 	f->pool_size = p->set->pool_size;
@@ -397,6 +417,143 @@ void pool_figures(struct pool *p, int64_t now_usec, struct pool_figures *f)
 bool pool_figures_unreachable(const struct pool_figures *f)
 {
 	return f->connect_failures_in_row > 0 && f->sv_active + f->sv_idle + f->sv_used == 0;
+}
+
+static bool matches(const struct pool *p, const char *db)
+{
+	return db == NULL || strcmp(p->db_name, db) == 0;
+}
+
+int pool_pause_db(const char *db)
+{
+	int n = 0;
+	pthread_mutex_lock(&registry_lock);
+	if (db == NULL) {
+		paused.all = true;
+	} else if (!db_paused_locked(db)) {
+		char **names = realloc(paused.names, (size_t)(paused.n + 1) * sizeof(*names));
+		char *copy = strdup(db);
+		if (names != NULL)
+			paused.names = names;
+		if (names != NULL && copy != NULL)
+			paused.names[paused.n++] = copy;
+		else
+			free(copy);
+	}
+	struct list *it;
+	list_for_each(it, &pools) {
+		struct pool *p = container_of(it, struct pool, node);
+		if (!matches(p, db))
+			continue;
+		pthread_mutex_lock(&p->lock);
+		p->paused = true;
+		pthread_mutex_unlock(&p->lock);
+		n++;
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return n;
+}
+
+int pool_count_db(const char *db)
+{
+	int n = 0;
+	pthread_mutex_lock(&registry_lock);
+	struct list *it;
+	list_for_each(it, &pools) n += matches(container_of(it, struct pool, node), db);
+	pthread_mutex_unlock(&registry_lock);
+	return n;
+}
+
+bool pool_db_quiet(const char *db)
+{
+	bool quiet = true;
+	pthread_mutex_lock(&registry_lock);
+	struct list *it;
+	list_for_each(it, &pools) {
+		struct pool *p = container_of(it, struct pool, node);
+		if (matches(p, db) && gauge(p->n_by_state, SV_ACTIVE) + gauge(p->n_by_state, SV_RESET) > 0)
+			quiet = false;
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return quiet;
+}
+
+/* Under p->lock: pair waiters with idle servers; returns launches needed. */
+static int serve_queue_locked(struct pool *p, struct list *handed)
+{
+	int n_launch = 0;
+	while (!list_empty(&p->waiters) && !list_empty(&p->idle)) {
+		struct client *cl = container_of(list_pop_head(&p->waiters), struct client, wait_node);
+		cl->queued = false;
+		p->n_waiting--;
+		struct server *s = container_of(list_pop_head(&p->idle), struct server, pool_node);
+		p->n_idle--;
+		server_set_state(s, SV_ACTIVE);
+		link_pair(cl, s);
+		note_assignment(p, cl);
+		cl->handoffs_pending++;
+		list_add_tail(handed, &s->pool_node);
+	}
+	while (p->n_waiting > p->n_connecting && reserve_launch(p))
+		n_launch++;
+	return n_launch;
+}
+
+int pool_resume_db(const char *db)
+{
+	int n = 0;
+	struct list handed;
+	list_init(&handed);
+	pthread_mutex_lock(&registry_lock);
+	if (db == NULL) {
+		paused.all = false;
+		for (int i = 0; i < paused.n; i++)
+			free(paused.names[i]);
+		paused.n = 0;
+	}
+	for (int i = 0; db != NULL && i < paused.n; i++) {
+		if (strcmp(paused.names[i], db) == 0) {
+			free(paused.names[i]);
+			paused.names[i] = paused.names[--paused.n];
+			break;
+		}
+	}
+	struct list *it;
+	list_for_each(it, &pools) {
+		struct pool *p = container_of(it, struct pool, node);
+		if (!matches(p, db))
+			continue;
+		n++;
+		pthread_mutex_lock(&p->lock);
+		p->paused = db_paused_locked(p->db_name);
+		int n_launch = p->paused ? 0 : serve_queue_locked(p, &handed);
+		pthread_mutex_unlock(&p->lock);
+		for (int k = 0; k < n_launch; k++)
+			server_launch(p, worker_self());
+	}
+	pthread_mutex_unlock(&registry_lock);
+	struct list *sn;
+	while ((sn = list_pop_head(&handed)) != NULL) {
+		struct server *s = container_of(sn, struct server, pool_node);
+		server_hand_off(s, s->client);
+	}
+	return n;
+}
+
+int pool_reconnect_db(const char *db)
+{
+	int n = 0;
+	pthread_mutex_lock(&registry_lock);
+	struct list *it;
+	list_for_each(it, &pools) {
+		struct pool *p = container_of(it, struct pool, node);
+		if (matches(p, db)) {
+			atomic_fetch_add(&p->epoch, 1);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return n;
 }
 
 bool pool_take_idle(struct pool *p, struct server *s)
@@ -454,7 +611,8 @@ void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn lau
 			bool idle_out = cfg->server_idle_timeout > 0 && now - s->idle_since >= cfg->server_idle_timeout;
 			bool too_old = s->lifetime_usec > 0 && now - s->created_at >= s->lifetime_usec;
 			bool too_many = p->n_servers > p->set->pool_size || p->set->removed;
-			if (!idle_out && !too_old && !too_many)
+			bool reconnect = s->epoch != atomic_load(&p->epoch);
+			if (!idle_out && !too_old && !too_many && !reconnect)
 				continue;
 			list_del(&s->pool_node);
 			p->n_idle--;
@@ -509,7 +667,7 @@ void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn lau
 	struct list *n;
 	while ((n = list_pop_head(&expired)) != NULL) {
 		struct server *s = container_of(n, struct server, pool_node);
-		server_close_detached(s, "idle timeout or lifetime reached");
+		server_close_detached(s, "idle timeout, lifetime, RECONNECT or a limit");
 	}
 }
 
@@ -555,5 +713,11 @@ void pool_registry_destroy(bool free_idle_servers)
 		free(l->name);
 		free(l);
 	}
+	for (int i = 0; i < paused.n; i++)
+		free(paused.names[i]);
+	free(paused.names);
+	paused.names = NULL;
+	paused.n = 0;
+	paused.all = false;
 	pthread_mutex_unlock(&registry_lock);
 }

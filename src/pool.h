@@ -64,6 +64,7 @@ struct pool {
 	struct pool_limit *user_limit;
 	atomic_int mode;               /* enum pool_mode, readable without the lock (reload updates it) */
 	atomic_int max_waiting;        /* max_waiting_clients, readable without the lock */
+	atomic_uint epoch;             /* RECONNECT bumps it: servers of an older epoch are closed, not reused */
 
 	/* guarded by lock */
 	struct pool_settings *set;     /* owned */
@@ -75,6 +76,7 @@ struct pool {
 	int n_active;
 	int n_waiting;
 	unsigned next_host;            /* round robin over hosts */
+	bool paused;                   /* PAUSE/KILL: queue everyone, hand out nothing, open nothing */
 	struct params server_params;   /* ParameterStatus seen at the latest login */
 	bool have_params;
 	bool have_scram_keys;          /* a client proved the same SCRAM secret: keys to log in with */
@@ -152,6 +154,21 @@ void pool_learn_scram_keys(struct pool *p, const uint8_t ck[SCRAM_KEY_LEN], cons
 typedef void (*pool_launch_fn)(struct pool *p, void *arg);
 void pool_maintain_all(const struct config *cfg, int64_t now_usec, pool_launch_fn launch, void *arg);
 
+/* Admin commands on every pool of database db (NULL: all databases).
+ * PAUSE: clients queue, servers stay idle, nothing new is opened; pools
+ * created later for db start paused. Returns how many pools it touched. */
+int pool_pause_db(const char *db);
+/* How many pools serve database db. */
+int pool_count_db(const char *db);
+/* Whether no server of db's pools is linked or being reset. */
+bool pool_db_quiet(const char *db);
+/* RESUME: the queues are served from the idle lists (hand-offs to the
+ * clients' workers) and new connections started on the calling worker. */
+int pool_resume_db(const char *db);
+/* RECONNECT: servers in use are closed when released, idle ones by the
+ * janitor; new ones replace them as clients need them. */
+int pool_reconnect_db(const char *db);
+
 /* A pool's figures at one moment, for SHOW POOLS, /metrics, /health and
  * the stats log. Clients and servers by PgBouncer's words. */
 struct pool_figures {
@@ -161,6 +178,7 @@ struct pool_figures {
 	int sv_active, sv_idle, sv_used, sv_login, sv_tested;
 	int pool_size;
 	enum pool_mode mode;
+	bool paused;
 	int64_t maxwait_usec;         /* the longest current wait */
 	int connect_failures_in_row;  /* > 0 with no server logged in: the server is unreachable */
 	char last_error[256];         /* why the latest connect failed; "" after a success */

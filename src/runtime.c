@@ -1,7 +1,12 @@
 /* runtime.c — the process-wide singleton and configuration generations. */
 #include "runtime.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+#include "log.h"
+#include "pool.h"
+#include "worker.h"
 
 struct runtime rt = {
 	.gen_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -46,4 +51,38 @@ void runtime_gen_publish(struct cfg_gen *g)
 	rt.gen = g;
 	pthread_mutex_unlock(&rt.gen_lock);
 	runtime_gen_release(old);
+}
+
+struct cfg_gen *runtime_gen_load(struct config *cfg, char *err, size_t err_size)
+{
+	struct userlist *users = NULL;
+	if (cfg->auth_file != NULL && cfg->auth_file[0] != '\0') {
+		users = userlist_load(cfg->auth_file, err, (unsigned)err_size);
+		if (users == NULL) {
+			config_free(cfg);
+			return NULL;
+		}
+	}
+	struct cfg_gen *g = runtime_gen_new(cfg, users, atomic_fetch_add(&rt.generations, 1) + 1);
+	if (g == NULL) {
+		snprintf(err, err_size, "out of memory");
+		config_free(cfg);
+		userlist_free(users);
+	}
+	return g;
+}
+
+void runtime_apply(struct cfg_gen *g)
+{
+	pool_reconfigure_all(g->cfg);
+	log_set_debug(g->cfg->verbose);
+	for (int i = 0; i < rt.n_workers; i++) {
+		struct worker_msg *m = worker_msg_new(WMSG_CONFIG);
+		if (m == NULL)
+			continue;
+		atomic_fetch_add(&g->refs, 1);
+		m->gen = g;
+		worker_post(&rt.workers[i], m);
+	}
+	runtime_gen_publish(g);
 }

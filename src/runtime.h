@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "auth/userlist.h"
 #include "config.h"
@@ -32,6 +33,7 @@ struct runtime {
 	atomic_ullong refused_max_client_conn;
 	atomic_bool shutting_down;
 	atomic_uint next_fake_pid;
+	atomic_ulong generations;    /* the last generation number handed out */
 	const char *version;
 };
 
@@ -43,6 +45,12 @@ struct cfg_gen *runtime_gen_acquire(void);
 void runtime_gen_release(struct cfg_gen *g);
 /* Publish g as current (takes over the caller's reference). */
 void runtime_gen_publish(struct cfg_gen *g);
+/* A generation for cfg (taken over) with its auth_file loaded and the next
+ * number; NULL with err filled when the auth_file cannot be read. */
+struct cfg_gen *runtime_gen_load(struct config *cfg, char *err, size_t err_size);
+/* Make g current everywhere (takes over the caller's reference): pools
+ * resized, every worker told. Safe from any thread. */
+void runtime_apply(struct cfg_gen *g);
 
 #define PGSLUICE_VERSION "0.1.0"
 

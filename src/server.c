@@ -350,6 +350,7 @@ void server_launch(struct pool *p, struct worker *w)
 	}
 	s->id = atomic_fetch_add(&next_server_id, 1);
 	s->pool = p;
+	s->epoch = atomic_load(&p->epoch);
 	pool_count_move(p->n_by_state, -1, SV_CONNECTING);
 	s->worker = w;
 	s->txn_status = 'I';
@@ -678,7 +679,7 @@ void server_return_to_pool(struct server *s)
 	struct client *cl = pool_give(s->pool, s, w, &close_it);
 	if (close_it) {
 		list_add_tail(&w->servers, &s->worker_node);
-		server_close(s, "pool is above its size");
+		server_close(s, "pool is above its size, or RECONNECT");
 		return;
 	}
 	if (cl == NULL)
@@ -696,8 +697,15 @@ void server_return_to_pool(struct server *s)
 	}
 	if (cl->worker == w)
 		pool_handoffs_pending(s->pool, cl, +1);
+	server_hand_off(s, cl);
+}
+
+void server_hand_off(struct server *s, struct client *cl)
+{
 	struct worker_msg *m = worker_msg_new(WMSG_HANDOFF);
 	if (m == NULL) {
+		struct worker *w = worker_self();
+		s->worker = w;
 		list_add_tail(&w->servers, &s->worker_node);
 		server_close(s, "out of memory");
 		return;

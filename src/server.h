@@ -83,6 +83,7 @@ struct server {
 	int64_t answered_at;       /* when the client's last request was answered (or the link began): idle since */
 	bool timeout_cancel_sent;
 	uint64_t n_uses;
+	unsigned epoch;            /* the pool's epoch at launch (RECONNECT) */
 };
 
 #define log_server(s, level, fmt, ...) \
@@ -97,6 +98,8 @@ void server_launch(struct pool *p, struct worker *w);
 /* A server just linked to a client on worker w by pool_checkout() or a
  * hand-off: take its events onto w's base. */
 void server_attach(struct server *s, struct worker *w);
+/* s, linked to cl with a hand-off counted, goes to cl's worker's inbox. */
+void server_hand_off(struct server *s, struct client *cl);
 /* The link to a client ends (release, departure, close): the hold time is observed. */
 void server_note_unlink(struct server *s);
 

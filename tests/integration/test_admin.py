@@ -158,3 +158,105 @@ def test_console_accepts_psql_and_reports_unknown_commands(sluice):
         with pytest.raises(psycopg.errors.SyntaxError):
             c.execute("FROB")
         assert c.execute("SHOW LISTS").fetchall()
+
+
+@pytest.mark.timeout(60)
+def test_pause_waits_for_servers_in_use_then_resume_serves_the_queue(sluice):
+    import threading
+    s = sluice({"pool_mode": "transaction", "default_pool_size": 2, "query_wait_timeout": 30})
+    holder = s.connect()
+    holder.execute("begin")
+    holder.execute("select 1")
+    waiter = s.connect()
+    waiter.execute("select 1")  # logged in and known to the pool
+    done = {}
+    with admin(s) as c:
+        t0 = time.monotonic()
+        pauser = threading.Thread(target=lambda: done.setdefault("pause", c.execute("PAUSE appdb").statusmessage))
+        pauser.start()
+        time.sleep(0.6)
+        assert "pause" not in done, "PAUSE answered while a server was still in use"
+        holder.execute("commit")
+        pauser.join(5)
+        assert done.get("pause") == "PAUSE" and time.monotonic() - t0 >= 0.6
+        # paused: a query waits in the queue instead of running
+        got = {}
+        q = threading.Thread(target=lambda: got.setdefault("row", waiter.execute("select 'after resume'").fetchone()))
+        q.start()
+        time.sleep(0.6)
+        assert "row" not in got, "a query ran while the database was paused"
+        pools = [r for r in show(c, "POOLS")[0] if r["database"] == "appdb"]
+        assert pools[0]["cl_waiting"] == 1, pools
+        assert c.execute("RESUME appdb").statusmessage == "RESUME"
+        q.join(5)
+        assert got.get("row") == ("after resume",)
+    holder.close()
+    waiter.close()
+
+
+@pytest.mark.timeout(60)
+def test_reconnect_replaces_server_connections(sluice, pg):
+    s = sluice({"pool_mode": "session", "default_pool_size": 2})
+    with s.connect() as a:
+        old = a.execute("select pg_backend_pid()").fetchone()[0]
+    with admin(s) as c:
+        assert c.execute("RECONNECT appdb").statusmessage == "RECONNECT"
+    assert wait_until(lambda: old not in [b.pid for b in pg.backends()], timeout=3), "old server not closed"
+    with s.connect() as a:
+        assert a.execute("select pg_backend_pid()").fetchone()[0] != old
+
+
+@pytest.mark.timeout(60)
+def test_kill_drops_clients_and_keeps_the_database_paused_until_resume(sluice, pg):
+    import threading
+    s = sluice({"pool_mode": "transaction", "default_pool_size": 2, "query_wait_timeout": 30})
+    victim = s.connect()
+    victim.execute("begin")
+    victim.execute("select 1")
+    with admin(s) as c:
+        assert c.execute("KILL appdb").statusmessage == "KILL"
+        with pytest.raises(psycopg.OperationalError) as e:
+            victim.execute("select 2")
+        assert "killed by an administrator" in str(e.value) or victim.closed
+        assert wait_until(lambda: not [b for b in pg.backends() if b.datname == "appdb"
+                                       and b.state == "idle in transaction"], timeout=3)
+        late = s.connect()
+        got = {}
+        t = threading.Thread(target=lambda: got.setdefault("row", late.execute("select 'served'").fetchone()))
+        t.start()
+        time.sleep(0.5)
+        assert "row" not in got, "a killed database served a query before RESUME"
+        c.execute("RESUME appdb")
+        t.join(5)
+        assert got.get("row") == ("served",)
+        late.close()
+        with pytest.raises(psycopg.errors.SyntaxError):
+            c.execute("KILL")
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("PAUSE nosuchdb")
+        assert e.value.sqlstate == "3D000"
+    victim.close()
+
+
+@pytest.mark.timeout(60)
+def test_set_changes_a_running_setting(sluice):
+    s = sluice({"default_pool_size": 3})
+    with s.connect() as a, admin(s) as c:
+        a.execute("select 1")
+        assert c.execute("SET default_pool_size = 7").statusmessage == "SET default_pool_size=7"
+        cfg = {r["key"]: r["value"] for r in show(c, "CONFIG")[0]}
+        assert cfg["default_pool_size"] == "7"
+        assert wait_until(lambda: [r for r in show(c, "POOLS")[0] if r["database"] == "appdb"][0]["pool_size"] == 7,
+                          timeout=2)
+        c.execute("set query_wait_timeout='2s'")
+        assert {r["key"]: r["value"] for r in show(c, "CONFIG")[0]}["query_wait_timeout"] in ("2s", "2")
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SET no_such_key = 1")
+        assert e.value.sqlstate == "42704"
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SET listen_port = 1")
+        assert e.value.sqlstate == "55P02" and "restart" in str(e.value)
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SET default_pool_size = lots")
+        assert e.value.sqlstate == "22023"
+        assert a.execute("select 2").fetchone() == (2,)

@@ -1009,23 +1009,10 @@ void admin_welcome(struct client *cl)
 
 void admin_input(struct client *cl)
 {
-	for (;;) {
-		if (cl->closing || cl->admin_pending != NULL)
-			break;
-		struct frame f;
-		const uint8_t *body;
-		size_t n;
-		enum frame_result r = conn_next_message(&cl->conn, FRAME_FROM_CLIENT, &f, &body, &n);
-		if (r == FRAME_NEED_MORE)
-			break;
-		if (r != FRAME_OK) {
-			client_fatal(cl, "08P01", "pgsluice: invalid message to the admin console", NULL);
-			return;
-		}
-		if (f.type == 'X') {
-			client_close(cl, "client sent Terminate");
-			return;
-		}
+	struct frame f;
+	const uint8_t *body;
+	size_t n;
+	while (!cl->closing && cl->admin_pending == NULL && client_next_request(cl, &f, &body, &n)) {
 		const char *sql;
 		if (f.type != 'Q' || !msg_read_cstring(body, n, &sql)) {
 			if (f.type == 'S') {

@@ -742,6 +742,25 @@ static bool ends_transaction(const char *sql)
 	return *sql == '\0';
 }
 
+bool client_next_request(struct client *cl, struct frame *f, const uint8_t **body, size_t *n)
+{
+	enum frame_result r = conn_next_message(&cl->conn, FRAME_FROM_CLIENT, f, body, n);
+	if (r == FRAME_NEED_MORE)
+		return false;
+	if (r != FRAME_OK) {
+		log_client(cl, LOG_WARNING, "protocol violation: invalid message (%s)",
+		           r == FRAME_BAD_TYPE ? "unknown type" : "bad length");
+		client_fatal(cl, "08P01", "pgsluice: invalid message from client", NULL);
+		return false;
+	}
+	cl->last_activity = clock_now_usec();
+	if (f->type == 'X') {
+		client_close(cl, "client sent Terminate");
+		return false;
+	}
+	return true;
+}
+
 /* After idle_transaction_timeout the transaction is gone but the client
  * does not know: every statement gets 25P03 with the reason, as
  * PostgreSQL answers 25P02 in an aborted transaction, until the client
@@ -749,22 +768,10 @@ static bool ends_transaction(const char *sql)
 static void aborted_input(struct client *cl)
 {
 	static const char hint[] = "end the transaction with ROLLBACK and retry it";
-	for (;;) {
-		struct frame f;
-		const uint8_t *body;
-		size_t n;
-		enum frame_result r = conn_next_message(&cl->conn, FRAME_FROM_CLIENT, &f, &body, &n);
-		if (r == FRAME_NEED_MORE)
-			break;
-		if (r != FRAME_OK) {
-			client_fatal(cl, "08P01", "pgsluice: invalid message from client", NULL);
-			return;
-		}
-		cl->last_activity = clock_now_usec();
-		if (f.type == 'X') {
-			client_close(cl, "client sent Terminate");
-			return;
-		}
+	struct frame f;
+	const uint8_t *body;
+	size_t n;
+	while (client_next_request(cl, &f, &body, &n)) {
 		if (f.type == 'Q') {
 			const char *sql;
 			if (msg_read_cstring(body, n, &sql) && ends_transaction(sql)) {
@@ -785,7 +792,7 @@ static void aborted_input(struct client *cl)
 			msg_error(&cl->conn.out, false, "ERROR", "25P03", cl->aborted_reason, NULL, hint);
 		}
 	}
-	if (!client_flush(cl))
+	if (cl->closing || !client_flush(cl))
 		return;
 	if (cl->aborted_reason == NULL && cl->conn.in != NULL && !buf_is_empty(cl->conn.in))
 		event_active(cl->conn.ev_read, EV_READ, 0); /* what follows the ROLLBACK runs normally */

@@ -23,6 +23,7 @@ struct server;
 struct worker;
 struct scram_server;
 struct admin_pending;
+struct frame;
 
 enum client_state {
 	CL_STARTUP,    /* waiting for the startup packet */
@@ -96,6 +97,11 @@ void client_fail_wait(struct client *cl, const char *severity, const char *sqlst
 void client_server_gone(struct client *cl, bool server_died, bool fatal_relayed);
 /* Login finished on the linked server (tracked parameters applied). */
 void client_login_server_ready(struct client *cl);
+
+/* The next whole message of a client answered without a server (admin
+ * console, aborted transaction). false: none complete yet, or the client
+ * was closed (a protocol violation gets 08P01; Terminate). */
+bool client_next_request(struct client *cl, struct frame *f, const uint8_t **body, size_t *n);
 
 /* Send an ErrorResponse (plus ReadyForQuery when ready is non-zero). */
 void client_error(struct client *cl, const char *severity, const char *sqlstate, const char *message,

@@ -110,7 +110,7 @@ static void sample_line(struct evbuffer *b, const char *name, const struct pool 
 	add_labels(b, p);
 	if (extra != NULL)
 		evbuffer_add_printf(b, ",%s", extra);
-	evbuffer_add_printf(b, "} %.17g\n", v);
+	evbuffer_add_printf(b, "} %.15g\n", v);
 }
 
 static void histogram_lines(struct evbuffer *b, const char *name, const struct pool *p, const struct stats_hist *h)

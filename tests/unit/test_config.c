@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tmpfiles.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,34 +53,6 @@ static const char *reported(const struct reports *r, const char *needle)
 			return r->lines[i];
 	}
 	return NULL;
-}
-
-/* Each test writes at most a few files; all are removed in teardown. */
-static char tmp_paths[8][64];
-static int n_tmp;
-
-static const char *write_tmp(const char *text)
-{
-	char *path;
-	int fd;
-
-	assert_true(n_tmp < 8);
-	path = tmp_paths[n_tmp++];
-	strcpy(path, "/tmp/pgs_test_config_XXXXXX");
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-	return path;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	for (int i = 0; i < n_tmp; i++)
-		unlink(tmp_paths[i]);
-	n_tmp = 0;
-	return 0;
 }
 
 /* Loads TEXT from a temporary file; *path_out gets the file name. */
@@ -279,7 +253,7 @@ static void test_bad_values_name_file_line(void **state)
 		assert_int_equal(r.errors, 1);
 		expect_line(&r, path, 4, cases[i].message);
 		reports_clear(&r);
-		teardown(NULL);
+		tmpfiles_teardown(NULL);
 	}
 }
 
@@ -391,7 +365,7 @@ static void test_durations_with_units(void **state)
 		assert_int_equal(c->query_wait_timeout, cases[i].usec);
 		config_free(c);
 		reports_clear(&r);
-		teardown(NULL);
+		tmpfiles_teardown(NULL);
 	}
 }
 
@@ -511,7 +485,7 @@ static void test_databases_errors(void **state)
 		assert_null(c);
 		expect_line(&r, path, 3, cases[i].message);
 		reports_clear(&r);
-		teardown(NULL);
+		tmpfiles_teardown(NULL);
 	}
 }
 
@@ -735,7 +709,7 @@ static void test_pgbouncer_keys_warn_when_changed(void **state)
 		expect_line(&r, path, 2, cases[i].message);
 		config_free(c);
 		reports_clear(&r);
-		teardown(NULL);
+		tmpfiles_teardown(NULL);
 	}
 	/* allow/prefer without TLS is what those modes permit: no warning. */
 	struct reports r = {0};
@@ -948,7 +922,7 @@ static void test_enum_names_and_values(void **state)
 		assert_true(c->verbose);
 		config_free(c);
 		reports_clear(&r);
-		teardown(NULL);
+		tmpfiles_teardown(NULL);
 	}
 	assert_string_equal(config_pool_mode_name(POOL_MODE_SESSION), "session");
 	assert_string_equal(config_pool_mode_name(POOL_MODE_TRANSACTION), "transaction");
@@ -958,32 +932,32 @@ static void test_enum_names_and_values(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_defaults_every_key, teardown),
-	    cmocka_unit_test_teardown(test_reloadable_flags, teardown),
-	    cmocka_unit_test_teardown(test_pgbouncer_alias, teardown),
-	    cmocka_unit_test_teardown(test_bad_values_name_file_line, teardown),
-	    cmocka_unit_test_teardown(test_all_errors_reported, teardown),
-	    cmocka_unit_test_teardown(test_unknown_key_did_you_mean, teardown),
-	    cmocka_unit_test_teardown(test_unknown_section_and_stray_lines, teardown),
-	    cmocka_unit_test_teardown(test_duplicate_key_later_wins, teardown),
-	    cmocka_unit_test_teardown(test_durations_with_units, teardown),
-	    cmocka_unit_test_teardown(test_tcp_user_timeout_bare_number_is_ms, teardown),
-	    cmocka_unit_test_teardown(test_databases_connection_strings, teardown),
-	    cmocka_unit_test_teardown(test_databases_errors, teardown),
-	    cmocka_unit_test_teardown(test_databases_unsupported_keys_warn, teardown),
-	    cmocka_unit_test_teardown(test_fallback_and_duplicate_databases, teardown),
-	    cmocka_unit_test_teardown(test_users_section, teardown),
-	    cmocka_unit_test_teardown(test_inheritance, teardown),
-	    cmocka_unit_test_teardown(test_list_contains, teardown),
-	    cmocka_unit_test_teardown(test_pgbouncer_keys_quiet_at_default, teardown),
-	    cmocka_unit_test_teardown(test_pgbouncer_keys_warn_when_changed, teardown),
-	    cmocka_unit_test_teardown(test_config_set, teardown),
-	    cmocka_unit_test_teardown(test_config_copy, teardown),
-	    cmocka_unit_test_teardown(test_lines_pgbouncer_style, teardown),
-	    cmocka_unit_test_teardown(test_include, teardown),
-	    cmocka_unit_test_teardown(test_missing_file, teardown),
-	    cmocka_unit_test_teardown(test_empty_values, teardown),
-	    cmocka_unit_test_teardown(test_enum_names_and_values, teardown),
+	    cmocka_unit_test_teardown(test_defaults_every_key, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_reloadable_flags, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_pgbouncer_alias, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_bad_values_name_file_line, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_all_errors_reported, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_unknown_key_did_you_mean, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_unknown_section_and_stray_lines, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_duplicate_key_later_wins, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_durations_with_units, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_tcp_user_timeout_bare_number_is_ms, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_databases_connection_strings, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_databases_errors, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_databases_unsupported_keys_warn, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_fallback_and_duplicate_databases, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_users_section, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_inheritance, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_list_contains, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_pgbouncer_keys_quiet_at_default, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_pgbouncer_keys_warn_when_changed, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_config_set, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_config_copy, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_lines_pgbouncer_style, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_include, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_missing_file, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_empty_values, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_enum_names_and_values, tmpfiles_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

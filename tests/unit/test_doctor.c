@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tmpfiles.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,31 +21,6 @@
 #include "auth/userlist.h"
 #include "config.h"
 #include "doctor.h"
-
-/* Each test writes a few files; all are removed in teardown. */
-static char tmp_paths[8][64];
-static int n_tmp;
-
-static const char *write_tmp(const char *text)
-{
-	assert_true(n_tmp < 8);
-	char *path = tmp_paths[n_tmp++];
-	strcpy(path, "/tmp/pgs_test_doctor_XXXXXX");
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-	return path;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	for (int i = 0; i < n_tmp; i++)
-		unlink(tmp_paths[i]);
-	n_tmp = 0;
-	return 0;
-}
 
 static void no_report(void *arg, enum config_severity sev, const char *line)
 {
@@ -288,7 +265,7 @@ static void test_entry_demand_table(void **state)
 			fail_msg("case %zu: got %lld \"%s\", want %lld \"%s\"", i, s->total,
 			         s->demands[0].how, cases[i].want, cases[i].how);
 		run_free(&r);
-		teardown(NULL);
+		tmpfiles_teardown(NULL);
 	}
 }
 
@@ -340,7 +317,7 @@ static void test_pool_sum_boundary(void **state)
 			         cases[i].error);
 		}
 		run_free(&r);
-		teardown(NULL);
+		tmpfiles_teardown(NULL);
 	}
 }
 
@@ -419,7 +396,7 @@ static void test_login_results(void **state)
 		/* A failed login reads no settings: no timeout findings for it. */
 		assert_int_equal(r.findings.n, 2);
 		run_free(&r);
-		teardown(NULL);
+		tmpfiles_teardown(NULL);
 	}
 }
 
@@ -502,7 +479,7 @@ static void test_idle_session_timeout_table(void **state)
 			         cases[i].warning ? cases[i].warning : "no warning");
 		}
 		run_free(&r);
-		teardown(NULL);
+		tmpfiles_teardown(NULL);
 	}
 }
 
@@ -550,7 +527,7 @@ static void test_idle_transaction_timeout_table(void **state)
 			fail_msg("case %zu (ours %s, pg %lld ms)", i, cases[i].ours, cases[i].pg_ms);
 		}
 		run_free(&r);
-		teardown(NULL);
+		tmpfiles_teardown(NULL);
 	}
 }
 
@@ -590,7 +567,7 @@ static void test_tcp_settings(void **state)
 		if (n > 0)
 			assert_non_null(found(&r.findings, DOCTOR_WARNING, r.cfg->path));
 		run_free(&r);
-		teardown(NULL);
+		tmpfiles_teardown(NULL);
 	}
 }
 
@@ -621,21 +598,21 @@ static void test_pg_setting(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_plan_logins_and_servers, teardown),
-	    cmocka_unit_test_teardown(test_plan_default_unix_socket, teardown),
-	    cmocka_unit_test_teardown(test_plan_entry_name_is_the_default_dbname, teardown),
-	    cmocka_unit_test_teardown(test_plan_password_sources, teardown),
-	    cmocka_unit_test_teardown(test_entry_demand_table, teardown),
-	    cmocka_unit_test_teardown(test_pool_sum_above_max_connections, teardown),
-	    cmocka_unit_test_teardown(test_pool_sum_boundary, teardown),
-	    cmocka_unit_test_teardown(test_pool_sum_per_server, teardown),
-	    cmocka_unit_test_teardown(test_pool_sum_not_checked_without_a_login, teardown),
-	    cmocka_unit_test_teardown(test_login_results, teardown),
-	    cmocka_unit_test_teardown(test_login_ok_line_has_the_settings, teardown),
-	    cmocka_unit_test_teardown(test_no_entries, teardown),
-	    cmocka_unit_test_teardown(test_idle_session_timeout_table, teardown),
-	    cmocka_unit_test_teardown(test_idle_transaction_timeout_table, teardown),
-	    cmocka_unit_test_teardown(test_tcp_settings, teardown),
+	    cmocka_unit_test_teardown(test_plan_logins_and_servers, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_plan_default_unix_socket, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_plan_entry_name_is_the_default_dbname, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_plan_password_sources, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_entry_demand_table, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_pool_sum_above_max_connections, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_pool_sum_boundary, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_pool_sum_per_server, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_pool_sum_not_checked_without_a_login, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_login_results, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_login_ok_line_has_the_settings, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_no_entries, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_idle_session_timeout_table, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_idle_transaction_timeout_table, tmpfiles_teardown),
+	    cmocka_unit_test_teardown(test_tcp_settings, tmpfiles_teardown),
 	    cmocka_unit_test(test_pg_setting),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -332,6 +332,20 @@ static void request_server(struct client *cl)
 		client_got_server(cl, s);
 		return;
 	}
+	if (r == POOL_UNREACHABLE) {
+		struct pool_figures f;
+		pool_figures(cl->pool, clock_now_usec(), &f);
+		char msg[400];
+		/* The stored reason is PostgreSQL's own error or our connect error. */
+		if (f.last_error[0] != '\0')
+			snprintf(msg, sizeof(msg), "%s (server unreachable; retried with backoff)", f.last_error);
+		else
+			snprintf(msg, sizeof(msg), "pgsluice: pool %s cannot reach its server", cl->pool->name);
+		log_client(cl, LOG_WARNING, "refused: server unreachable (%d failed attempts in a row)",
+		           f.connect_failures_in_row);
+		client_fail_wait(cl, "ERROR", "08006", msg, NULL);
+		return;
+	}
 	if (r == POOL_REFUSED) {
 		char msg[300];
 		snprintf(msg, sizeof(msg),
@@ -344,6 +358,8 @@ static void request_server(struct client *cl)
 	}
 	if (r == POOL_WAIT_LAUNCH)
 		server_launch(cl->pool, cl->worker);
+	else if (r == POOL_WAIT_CHECK)
+		server_start_check(s, cl->worker);
 }
 
 void client_fail_wait(struct client *cl, const char *severity, const char *sqlstate, const char *message,

@@ -122,10 +122,10 @@ static const struct config_key keys[] = {
 
     /* TCP; 0 leaves the kernel's value. Upper bounds are Linux's own limits. */
     {"tcp_keepalive", CFG_BOOL, OFF(tcp_keepalive), "1", 0, 0, CFG_RELOAD, NULL},
-    {"tcp_keepidle", CFG_INT, OFF(tcp_keepidle), "0", 0, 32767, CFG_RELOAD, NULL},
-    {"tcp_keepintvl", CFG_INT, OFF(tcp_keepintvl), "0", 0, 32767, CFG_RELOAD, NULL},
-    {"tcp_keepcnt", CFG_INT, OFF(tcp_keepcnt), "0", 0, 127, CFG_RELOAD, NULL},
-    {"tcp_user_timeout", CFG_DURATION_MS, OFF(tcp_user_timeout), "0", 0, DAYS(1), CFG_RELOAD, NULL},
+    {"tcp_keepidle", CFG_INT, OFF(tcp_keepidle), "30", 0, 32767, CFG_RELOAD, NULL},
+    {"tcp_keepintvl", CFG_INT, OFF(tcp_keepintvl), "10", 0, 32767, CFG_RELOAD, NULL},
+    {"tcp_keepcnt", CFG_INT, OFF(tcp_keepcnt), "3", 0, 127, CFG_RELOAD, NULL},
+    {"tcp_user_timeout", CFG_DURATION_MS, OFF(tcp_user_timeout), "30s", 0, DAYS(1), CFG_RELOAD, NULL},
 
     /* logging and statistics */
     {"log_connections", CFG_BOOL, OFF(log_connections), "1", 0, 0, CFG_RELOAD, NULL},

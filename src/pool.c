@@ -93,6 +93,12 @@ static struct pool_settings *settings_build(const struct config *cfg, const char
 	s->max_user_connections = config_effective_max_user_connections(cfg, u);
 	s->connect_concurrency = cfg->server_connect_concurrency > 0 ? cfg->server_connect_concurrency : 1;
 	s->max_waiting = cfg->max_waiting_clients;
+	s->check_delay = cfg->server_check_query != NULL && cfg->server_check_query[0] != '\0'
+	                     ? (int64_t)cfg->server_check_delay
+	                     : -1;
+	s->reserve_size = db->reserve_pool >= 0 ? db->reserve_pool : cfg->reserve_pool_size;
+	s->reserve_timeout = (int64_t)cfg->reserve_pool_timeout;
+	s->login_retry = cfg->server_login_retry > 250000 ? (int64_t)cfg->server_login_retry : 250000;
 	s->mode = config_effective_pool_mode(cfg, db, u);
 	s->read_only = db->read_only;
 	if (db->password != NULL) {
@@ -186,11 +192,15 @@ void pool_reconfigure_all(const struct config *cfg)
 }
 
 /* Under lock: may one more server be opened? Counts it if so. */
-static bool reserve_launch(struct pool *p)
+/* Count one more connection to open, if the pool's size (or cap), the
+ * connect pacing, the login backoff and the shared limits allow it. */
+static bool reserve_launch_upto(struct pool *p, int cap)
 {
 	struct pool_settings *s = p->set;
-	if (s->removed || p->paused || p->n_servers >= s->pool_size || p->n_connecting >= s->connect_concurrency)
+	if (s->removed || p->paused || p->n_servers >= cap || p->n_connecting >= s->connect_concurrency)
 		return false;
+	if (p->retry_at > 0 && clock_now_usec() < p->retry_at)
+		return false; /* server_login_retry: the server failed us a moment ago */
 	if (s->max_db_connections > 0 && atomic_fetch_add(&p->db_limit->used, 1) >= s->max_db_connections) {
 		atomic_fetch_sub(&p->db_limit->used, 1);
 		return false;
@@ -207,6 +217,11 @@ static bool reserve_launch(struct pool *p)
 	p->n_servers++;
 	p->n_connecting++;
 	return true;
+}
+
+static bool reserve_launch(struct pool *p)
+{
+	return reserve_launch_upto(p, p->set->pool_size);
 }
 
 static void link_pair(struct client *cl, struct server *s)
@@ -230,6 +245,7 @@ void pool_connect_succeeded(struct pool *p)
 	pthread_mutex_lock(&p->lock);
 	p->n_connecting--;
 	p->connect_failures_in_row = 0;
+	p->retry_at = 0;
 	free(p->last_connect_error);
 	p->last_connect_error = NULL;
 	pthread_mutex_unlock(&p->lock);
@@ -240,8 +256,11 @@ enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struc
 	enum pool_checkout_result r = POOL_WAIT;
 	*out = NULL;
 	pthread_mutex_lock(&p->lock);
+	int64_t now = clock_now_usec();
+	int64_t delay = p->set->check_delay;
+	/* Idle servers are kept most recent first: the head is the freshest. */
 	if (!list_empty(&p->idle) && list_empty(&p->waiters) && !p->paused) {
-		/* Prefer a server already on this worker: no cross-thread event move. */
+		/* Prefer a fresh server already on this worker: no cross-thread event move. */
 		struct server *pick = NULL;
 		int scanned = 0;
 		struct list *it;
@@ -249,7 +268,7 @@ enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struc
 			struct server *s = container_of(it, struct server, pool_node);
 			if (pick == NULL)
 				pick = s;
-			if (s->worker == w) {
+			if (s->worker == w && (delay < 0 || now - s->idle_since <= delay)) {
 				pick = s;
 				break;
 			}
@@ -258,12 +277,28 @@ enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struc
 		}
 		list_del(&pick->pool_node);
 		p->n_idle--;
+		if (delay >= 0 && now - pick->idle_since > delay) {
+			/* Idle too long to trust: the client queues while it is checked;
+			 * whichever server is ready first serves it. */
+			server_set_state(pick, SV_TESTING);
+			list_add_tail(&p->waiters, &cl->wait_node);
+			cl->queued = true;
+			p->n_waiting++;
+			*out = pick;
+			pthread_mutex_unlock(&p->lock);
+			return POOL_WAIT_CHECK;
+		}
 		server_set_state(pick, SV_ACTIVE);
 		link_pair(cl, pick);
 		note_assignment(p, cl);
 		*out = pick;
 		pthread_mutex_unlock(&p->lock);
 		return POOL_GOT_SERVER;
+	}
+	if (p->n_servers == 0 && p->retry_at > 0 && now < p->retry_at && !p->paused) {
+		/* Nothing to wait for: the server failed us a moment ago. */
+		pthread_mutex_unlock(&p->lock);
+		return POOL_UNREACHABLE;
 	}
 	if (p->set->max_waiting > 0 && p->n_waiting >= p->set->max_waiting) {
 		stats_add(&p->stats, ST_REFUSED_QUEUE, 1);
@@ -284,7 +319,10 @@ struct client *pool_give(struct pool *p, struct server *s, struct worker *w, boo
 	struct client *cl = NULL;
 	*close_it = false;
 	pthread_mutex_lock(&p->lock);
-	if (p->n_servers > p->set->pool_size || p->set->removed || s->epoch != atomic_load(&p->epoch)) {
+	/* Above the size (reserve connections, a smaller size after a reload),
+	 * a server still serves the queue, and is closed once nobody waits. */
+	bool surplus = p->n_servers > p->set->pool_size && (list_empty(&p->waiters) || p->paused);
+	if (surplus || p->set->removed || s->epoch != atomic_load(&p->epoch)) {
 		*close_it = true;
 	} else if (!list_empty(&p->waiters) && !p->paused) {
 		cl = container_of(list_pop_head(&p->waiters), struct client, wait_node);
@@ -359,6 +397,15 @@ bool pool_connect_failed(struct pool *p, struct server *s, const char *why, stru
 	pthread_mutex_lock(&p->lock);
 	p->n_connecting--;
 	p->connect_failures_in_row++;
+	/* Back off before trying again: 250 ms doubling up to server_login_retry,
+	 * so a server coming back is found within seconds and a server that is
+	 * down is not hammered. */
+	int64_t backoff = 250000;
+	for (int i = 1; i < p->connect_failures_in_row && backoff < p->set->login_retry; i++)
+		backoff *= 2;
+	if (backoff > p->set->login_retry)
+		backoff = p->set->login_retry;
+	p->retry_at = clock_now_usec() + backoff;
 	if (why != NULL) {
 		char *copy = str_dup(why);
 		if (copy != NULL) {
@@ -397,6 +444,7 @@ void pool_figures(struct pool *p, int64_t now_usec, struct pool_figures *f)
 	f->cl_idle = gauge(p->n_clients, CL_IDLE);
 	f->sv_active = gauge(p->n_by_state, SV_ACTIVE);
 	f->sv_used = gauge(p->n_by_state, SV_RESET);
+	f->sv_tested = gauge(p->n_by_state, SV_TESTING);
 	f->sv_login = gauge(p->n_by_state, SV_CONNECTING) + gauge(p->n_by_state, SV_LOGIN);
 	f->mode = pool_mode_of(p);
 	pthread_mutex_lock(&p->lock);
@@ -608,7 +656,8 @@ void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn lau
 		struct list *sit, *tmp;
 		list_for_each_safe(sit, tmp, &p->idle) {
 			struct server *s = container_of(sit, struct server, pool_node);
-			bool idle_out = cfg->server_idle_timeout > 0 && now - s->idle_since >= cfg->server_idle_timeout;
+			int64_t idle_limit = cfg->server_idle_timeout - cfg->server_idle_timeout * s->idle_jitter_permille / 1000;
+			bool idle_out = cfg->server_idle_timeout > 0 && now - s->idle_since >= idle_limit;
 			bool too_old = s->lifetime_usec > 0 && now - s->created_at >= s->lifetime_usec;
 			bool too_many = p->n_servers > p->set->pool_size || p->set->removed;
 			bool reconnect = s->epoch != atomic_load(&p->epoch);
@@ -626,7 +675,24 @@ void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn lau
 			n_launch++;
 		while (p->n_servers < p->set->min_pool_size && reserve_launch(p))
 			n_launch++;
+		/* reserve_pool_size: one more connection per round while the
+		 * head of the queue has waited reserve_pool_timeout. */
+		int64_t head_wait = 0;
+		if (p->set->reserve_size > 0 && !list_empty(&p->waiters) && p->n_idle == 0 && p->n_connecting == 0) {
+			const struct client *head = container_of(p->waiters.next, struct client, wait_node);
+			head_wait = head->wait_started > 0 ? now - head->wait_started : 0;
+			if (head_wait < p->set->reserve_timeout ||
+			    !reserve_launch_upto(p, p->set->pool_size + p->set->reserve_size))
+				head_wait = 0;
+		}
+		int n_servers = p->n_servers, size = p->set->pool_size, reserve = p->set->reserve_size;
 		pthread_mutex_unlock(&p->lock);
+		if (head_wait > 0) {
+			n_launch++;
+			log_msg(LOG_WARNING, "pool %s: opening a reserve connection (%d of pool_size %d + reserve_pool_size %d): a "
+			        "client has waited %.1fs",
+			        p->name, n_servers, size, reserve, (double)head_wait / 1e6);
+		}
 		for (int i = 0; i < n_launch; i++)
 			launch(p, arg);
 	}

@@ -47,6 +47,10 @@ struct pool_settings {
 	int max_user_connections; /* 0: unlimited */
 	int connect_concurrency;
 	int max_waiting;         /* max_waiting_clients; 0: unlimited */
+	int64_t check_delay;     /* server_check_delay: an idle server older than this is checked first; <0: never */
+	int reserve_size;        /* reserve_pool_size */
+	int64_t reserve_timeout; /* reserve_pool_timeout */
+	int64_t login_retry;     /* server_login_retry: the longest backoff after failed connects */
 	enum pool_mode mode;
 	bool read_only;
 	bool removed;           /* the database entry is gone: no new clients */
@@ -84,6 +88,7 @@ struct pool {
 	uint8_t scram_server_key[SCRAM_KEY_LEN];
 	char *last_connect_error;      /* why the latest connect or login failed; NULL after a success */
 	int connect_failures_in_row;
+	int64_t retry_at;              /* no new connect before this (backoff after failures); 0: now */
 
 	/* readable from any thread */
 	struct pool_stats stats;
@@ -105,6 +110,8 @@ enum pool_checkout_result {
 	POOL_WAIT,        /* queued */
 	POOL_WAIT_LAUNCH, /* queued, and the caller must start one server connection (already counted) */
 	POOL_REFUSED,     /* max_waiting_clients already wait: not queued */
+	POOL_WAIT_CHECK,  /* queued, and the caller must check *out (idle too long, now TESTING) */
+	POOL_UNREACHABLE, /* no server, and the last connects failed moments ago (pool_figures says why) */
 };
 
 /* Find or create the pool; NULL on OOM. Settings are taken from cfg. */

@@ -250,7 +250,7 @@ void relay_server_writable(struct server *s)
 {
 	if (!relay_flush_server(s))
 		return;
-	if (s->state == SV_RESET && conn_out_empty(&s->conn))
+	if (server_in_upkeep(s) && conn_out_empty(&s->conn))
 		server_reset_step(s);
 	else if (s->client != NULL && s->client->conn.in != NULL)
 		relay_pump_client(s->client);
@@ -320,7 +320,7 @@ static enum frame_step frame_server(struct server *s)
 				buf_compact(b);
 			break;
 		}
-		bool swallow = s->internal_rfq > 0 || s->state == SV_RESET || cl == NULL;
+		bool swallow = s->internal_rfq > 0 || server_in_upkeep(s) || cl == NULL;
 		const uint8_t *body = b->data + b->scan + 5;
 		size_t n = f.len - 4;
 		bool stop_after = false;
@@ -363,7 +363,7 @@ static enum frame_step frame_server(struct server *s)
 			if (e.severity_v != NULL && (strcmp(e.severity_v, "FATAL") == 0 || strcmp(e.severity_v, "PANIC") == 0))
 				s->saw_fatal = true;
 			if (swallow) {
-				if (s->internal_rfq > 0 || s->state == SV_RESET) {
+				if (s->internal_rfq > 0 || server_in_upkeep(s)) {
 					s->failed_internal = true;
 					free(s->last_error);
 					free(s->last_sqlstate);
@@ -461,7 +461,7 @@ static void process_server(struct server *s)
 	enum frame_step st = frame_server(s);
 	if (st == STEP_GONE)
 		return;
-	if (s->state == SV_RESET) {
+	if (server_in_upkeep(s)) {
 		if (s->conn.in != NULL && buf_is_empty(s->conn.in))
 			buf_give_back(&s->worker->bufs, &s->conn.in);
 		server_reset_step(s);

@@ -369,6 +369,9 @@ void server_launch(struct pool *p, struct worker *w)
 		int64_t r = spread > 0 ? (int64_t)((uint64_t)random() % (uint64_t)(2 * spread + 1)) - spread : 0;
 		s->lifetime_usec = cfg->server_lifetime + r;
 	}
+	/* Idle expiry is spread too, only ever earlier than server_idle_timeout,
+	 * so servers idle since the same burst do not all close at once. */
+	s->idle_jitter_permille = (int)((uint64_t)random() % (uint64_t)(cfg->server_lifetime_jitter * 10 + 1));
 	s->deadline = cfg->server_connect_timeout > 0 ? now + cfg->server_connect_timeout : 0;
 	if (!copy_target(s, p) || !resolve(s, err, sizeof(err))) {
 		server_close(s, err);
@@ -597,6 +600,7 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	case SV_ACTIVE:
 	case SV_RESET:
+	case SV_TESTING:
 		relay_server_readable(s);
 		return;
 	default:
@@ -724,11 +728,46 @@ bool server_send_internal(struct server *s, const char *sql)
 	return true;
 }
 
+void server_start_check(struct server *s, struct worker *w)
+{
+	const struct config *cfg = w->gen->cfg;
+	int64_t now = clock_now_usec();
+	conn_detach(&s->conn);
+	s->worker = w;
+	conn_attach(&s->conn, w->base, server_read_cb, server_write_cb, s);
+	if (!list_linked(&s->worker_node))
+		list_add_tail(&w->servers, &s->worker_node);
+	conn_want_read(&s->conn, true);
+	log_server(s, LOG_DEBUG, "checking with server_check_query after %.1fs idle", (double)(now - s->idle_since) / 1e6);
+	s->failed_internal = false;
+	s->deadline = now + cfg->server_check_timeout;
+	if (!server_send_internal(s, cfg->server_check_query)) {
+		server_close(s, "out of memory");
+		return;
+	}
+	relay_flush_server(s);
+}
+
+/* The check's answers are in. */
+static void check_done(struct server *s)
+{
+	if (s->failed_internal || s->txn_status != 'I') {
+		stats_add(&s->pool->stats, ST_DEAD_SERVER, 1);
+		server_close(s, s->failed_internal ? "server_check_query failed" : "server_check_query left a transaction open");
+		return;
+	}
+	server_return_to_pool(s);
+}
+
 /* Decide the next reset step; called whenever a reset has nothing in flight. */
 void server_reset_step(struct server *s)
 {
 	if (s->pending_rfq > 0 || s->internal_rfq > 0 || s->cancels_in_flight > 0)
 		return;
+	if (s->state == SV_TESTING) {
+		check_done(s);
+		return;
+	}
 	if (s->failed_internal) {
 		server_close(s, "reset query failed");
 		return;
@@ -838,6 +877,13 @@ void server_tick(struct worker *w, int64_t now)
 			server_close(s, "server_connect_timeout reached");
 		else if (s->state == SV_RESET)
 			server_close(s, "drain after a departed client took too long");
+		else if (s->state == SV_TESTING) {
+			stats_add(&s->pool->stats, ST_DEAD_SERVER, 1);
+			log_server(s, LOG_WARNING, "no answer to server_check_query within server_check_timeout=%.1fs: "
+			           "the connection is dead; closing it",
+			           (double)s->worker->gen->cfg->server_check_timeout / 1e6);
+			server_close(s, "server_check_timeout reached");
+		}
 	}
 }
 

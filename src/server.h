@@ -32,6 +32,7 @@ enum server_state {
 	SV_IDLE,       /* in its pool's idle list; watched for death */
 	SV_ACTIVE,     /* linked to a client */
 	SV_RESET,      /* unlinked: draining what a departed client left, then ROLLBACK / reset query */
+	SV_TESTING,    /* taken from the idle list for server_check_query before anyone uses it */
 	SV_CLOSED,
 };
 
@@ -78,6 +79,7 @@ struct server {
 	struct list cancels;       /* struct cancel_req (server_node) */
 
 	int64_t created_at, idle_since, linked_at, lifetime_usec; /* monotonic usec */
+	int idle_jitter_permille;  /* server_idle_timeout is shortened by this much for this server */
 	int64_t busy_since;        /* when pending_rfq last went from 0 to 1 (query_timeout) */
 	int64_t xact_started;      /* first query after the server was last idle; 0: none */
 	int64_t answered_at;       /* when the client's last request was answered (or the link began): idle since */
@@ -90,6 +92,17 @@ struct server {
 	log_msg(level, "S-%llu %s: " fmt, (unsigned long long)(s)->id, server_pool_name(s), ##__VA_ARGS__)
 
 const char *server_pool_name(const struct server *s);
+
+/* Our own queries are in charge of s: a reset after a client, or a check. */
+static inline bool server_in_upkeep(const struct server *s)
+{
+	return s->state == SV_RESET || s->state == SV_TESTING;
+}
+
+/* Run server_check_query on s (taken from the idle list, state TESTING) on
+ * worker w, bounded by server_check_timeout: a pass returns it to the pool,
+ * an error, a leftover transaction or silence closes it. */
+void server_start_check(struct server *s, struct worker *w);
 
 /* Start a new connection for pool p on worker w (the caller has counted it
  * in the pool). Failures are reported to the pool like a failed login. */

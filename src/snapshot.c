@@ -106,6 +106,8 @@ static const char *server_word(enum server_state st)
 		return "idle";
 	case SV_ACTIVE:
 		return "active";
+	case SV_TESTING:
+		return "tested";
 	default:
 		return "used";
 	}
@@ -113,7 +115,7 @@ static const char *server_word(enum server_state st)
 
 static const char *server_detail(enum server_state st)
 {
-	static const char *const names[] = { "connecting", "login", "idle", "active", "reset", "closed" };
+	static const char *const names[] = { "connecting", "login", "idle", "active", "reset", "testing", "closed" };
 	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 

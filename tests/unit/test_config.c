@@ -140,10 +140,10 @@ static void test_defaults_every_key(void **state)
 	assert_int_equal(c->leak_warn_timeout, 10 * PGS_USEC_PER_SEC);
 	assert_int_equal(c->max_waiting_clients, 0);
 	assert_true(c->tcp_keepalive);
-	assert_int_equal(c->tcp_keepidle, 0);
-	assert_int_equal(c->tcp_keepintvl, 0);
-	assert_int_equal(c->tcp_keepcnt, 0);
-	assert_int_equal(c->tcp_user_timeout, 0);
+	assert_int_equal(c->tcp_keepidle, 30);
+	assert_int_equal(c->tcp_keepintvl, 10);
+	assert_int_equal(c->tcp_keepcnt, 3);
+	assert_int_equal(c->tcp_user_timeout, 30 * PGS_USEC_PER_SEC);
 	assert_null(c->ignore_startup_parameters);
 	assert_int_equal(c->max_prepared_statements, 0);
 	assert_true(c->log_connections);

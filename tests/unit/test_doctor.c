@@ -542,8 +542,9 @@ static void test_tcp_settings(void **state)
 		const char *text;
 	} cases[] = {
 	    {"tcp_keepalive = 0\ntcp_user_timeout = 10s", "a = host=pg\n", 1, ": tcp_keepalive=0: "},
-	    {"tcp_keepalive = 1", "a = host=pg\n", 1, ": tcp_user_timeout=0: "}, /* the default is 0 */
-	    {"tcp_keepalive = 0", "a = host=pg\n", 2, "tcp_keepalive=0"},
+	    {"tcp_keepalive = 1\ntcp_user_timeout = 0", "a = host=pg\n", 1, ": tcp_user_timeout=0: "},
+	    {"tcp_keepalive = 1", "a = host=pg\n", 0, NULL}, /* the defaults are sane */
+	    {"tcp_keepalive = 0\ntcp_user_timeout = 0", "a = host=pg\n", 2, "tcp_keepalive=0"},
 	    {"tcp_keepalive = 1\ntcp_user_timeout = 10s", "a = host=pg\n", 0, NULL},
 	    /* Unix sockets only: TCP settings do not matter. */
 	    {"tcp_keepalive = 0", "a = host=/run/pg\n", 0, NULL},

@@ -17,6 +17,7 @@
 #include "client.h"
 #include "config.h"
 #include "pool.h"
+#include "util/clock.h"
 #include "server.h"
 #include "worker.h"
 
@@ -205,6 +206,21 @@ static void test_failed_connect_fails_whole_queue(void **state)
 	assert_int_equal(stats_read(&p->stats, ST_CONNECT_FAIL), 2);
 	assert_int_equal(p->connect_failures_in_row, 2);
 	assert_string_equal(p->last_connect_error, "connection refused");
+	/* backing off (500 ms after two failures): a new request fails fast
+	 * instead of queueing behind nothing, and nothing is launched */
+	int64_t now = clock_now_usec();
+	assert_true(p->retry_at > now + 400000 && p->retry_at <= now + 500000);
+	assert_int_equal(pool_checkout(p, &f->cl[3], &f->w, &got), POOL_UNREACHABLE);
+	assert_int_equal(p->n_waiting, 0);
+	/* the backoff over, the next request queues and launches again */
+	pthread_mutex_lock(&p->lock);
+	p->retry_at = now - 1;
+	pthread_mutex_unlock(&p->lock);
+	assert_int_equal(pool_checkout(p, &f->cl[3], &f->w, &got), POOL_WAIT_LAUNCH);
+	pool_connect_succeeded(p);
+	assert_int_equal(p->connect_failures_in_row, 0);
+	assert_int_equal(p->retry_at, 0);
+	assert_null(p->last_connect_error);
 }
 
 static void test_max_db_connections_across_users(void **state)
@@ -227,17 +243,21 @@ static void test_max_db_connections_across_users(void **state)
 	assert_int_equal(atomic_load(&a->db_limit->used), 3);
 }
 
-static void test_give_above_size_closes(void **state)
+static void test_give_above_size_serves_the_queue_then_closes(void **state)
 {
 	struct fixture *f = *state;
 	struct pool *p = get_pool(f, "db7", "u");
 	struct server *got;
 	pool_checkout(p, &f->cl[0], &f->w, &got);
 	pthread_mutex_lock(&p->lock);
-	p->n_servers = 3; /* as after a reload shrank the pool */
+	p->n_servers = 3; /* as after a reload shrank the pool, or with reserve connections */
 	pthread_mutex_unlock(&p->lock);
 	bool close_it;
-	assert_null(pool_give(p, &f->sv[0], &f->w, &close_it));
+	/* someone waits: the surplus server serves them */
+	assert_ptr_equal(pool_give(p, &f->sv[0], &f->w, &close_it), &f->cl[0]);
+	assert_false(close_it);
+	/* nobody waits: it is closed instead of kept idle */
+	assert_null(pool_give(p, &f->sv[1], &f->w, &close_it));
 	assert_true(close_it);
 	pthread_mutex_lock(&p->lock);
 	p->n_servers = 1;
@@ -254,7 +274,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_leave_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_connect_fails_whole_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_db_connections_across_users, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_give_above_size_closes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_give_above_size_serves_the_queue_then_closes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

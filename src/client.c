@@ -125,10 +125,12 @@ void client_close(struct client *cl, const char *reason)
 		log_client(cl, LOG_DEBUG, "closing: %s", reason);
 	conn_detach(&cl->conn);
 	bool pending = false;
-	if (cl->pool != NULL && cl->state == CL_WAITING && !pool_leave_queue(cl->pool, cl))
-		pending = true;
-	if (cl->pool != NULL && cl->state == CL_LOGIN_WAIT && cl->server == NULL && !pool_leave_queue(cl->pool, cl))
-		pending = true;
+	/* Whoever takes a client off the queue (a server for it, a failed
+	 * login) counts a hand-off under the pool lock: that count alone says
+	 * whether a message about this client is still on its way. A client
+	 * refused before it queued has none. */
+	if (cl->pool != NULL && (cl->state == CL_WAITING || (cl->state == CL_LOGIN_WAIT && cl->server == NULL)))
+		pool_leave_queue(cl->pool, cl);
 	if (cl->server != NULL && cl->server->client == cl)
 		server_release(cl->server, reason);
 	if (cl->pool != NULL && pool_handoffs_pending(cl->pool, cl, 0) > 0)

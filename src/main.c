@@ -95,6 +95,9 @@ static void reload(const char *path)
 	}
 	unsigned long number = g->number;
 	runtime_apply(g);
+	struct cfg_gen *cur = runtime_gen_acquire();
+	pool_prewarm(cur->cfg);
+	runtime_gen_release(cur);
 	log_msg(LOG_INFO, "reload done (generation %lu)", number);
 }
 
@@ -246,6 +249,7 @@ int main(int argc, char **argv)
 	evsignal_add(sig_term, NULL);
 	evsignal_add(sig_int, NULL);
 	event_add(janitor, &tv);
+	pool_prewarm(cfg);
 	for (int i = 0; i < rt.n_workers; i++)
 		worker_start(&rt.workers[i]);
 	log_msg(LOG_INFO, "pgsluice %s listening on %s:%d with %d workers", PGSLUICE_VERSION,

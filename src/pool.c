@@ -171,6 +171,16 @@ fail:
 	return NULL;
 }
 
+void pool_prewarm(const struct config *cfg)
+{
+	struct params none = PARAMS_INIT;
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		const struct db_config *db = &cfg->dbs[i];
+		if (db->user != NULL && config_effective_min_pool_size(cfg, db) > 0 && pool_get(cfg, db->name, db->user, &none) == NULL)
+			log_msg(LOG_WARNING, "pool %s/%s: cannot create it ahead of clients (out of memory)", db->user, db->name);
+	}
+}
+
 void pool_reconfigure_all(const struct config *cfg)
 {
 	pthread_mutex_lock(&registry_lock);

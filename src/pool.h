@@ -123,6 +123,10 @@ static inline enum pool_mode pool_mode_of(struct pool *p)
 	return (enum pool_mode)atomic_load_explicit(&p->mode, memory_order_relaxed);
 }
 
+/* Create, ahead of any client, the pools of [databases] entries that name
+ * their user and want min_pool_size > 0, so the janitor warms them. */
+void pool_prewarm(const struct config *cfg);
+
 /* Recompute every pool's settings from a new configuration. */
 void pool_reconfigure_all(const struct config *cfg);
 

@@ -161,6 +161,8 @@ void server_close(struct server *s, const char *reason)
 		server_finish_close(s, reason);
 		return;
 	}
+	if (s->state == SV_TESTING)
+		stats_add(&s->pool->stats, ST_DEAD_SERVER, 1); /* failed its check, or died during it */
 	if (s->state != SV_CONNECTING)
 		send_terminate(s);
 	if (s->client != NULL) {
@@ -752,7 +754,6 @@ void server_start_check(struct server *s, struct worker *w)
 static void check_done(struct server *s)
 {
 	if (s->failed_internal || s->txn_status != 'I') {
-		stats_add(&s->pool->stats, ST_DEAD_SERVER, 1);
 		server_close(s, s->failed_internal ? "server_check_query failed" : "server_check_query left a transaction open");
 		return;
 	}
@@ -878,7 +879,6 @@ void server_tick(struct worker *w, int64_t now)
 		else if (s->state == SV_RESET)
 			server_close(s, "drain after a departed client took too long");
 		else if (s->state == SV_TESTING) {
-			stats_add(&s->pool->stats, ST_DEAD_SERVER, 1);
 			log_server(s, LOG_WARNING, "no answer to server_check_query within server_check_timeout=%.1fs: "
 			           "the connection is dead; closing it",
 			           (double)s->worker->gen->cfg->server_check_timeout / 1e6);

@@ -1,6 +1,7 @@
 """Faults the tests inject between pgsluice and PostgreSQL, on 127.0.0.1 only.
 
-Relay: a TCP forwarder on a kernel-chosen port. `silence()` makes every
+Relay: a TCP forwarder on a kernel-chosen port (or a given one: a server
+that "comes back" on the port pgsluice has been failing to reach). `silence()` makes every
 connection open at that moment stop forwarding in both directions without
 closing anything (a socket whose peer vanished without a FIN); connections
 made afterwards are forwarded normally. Threads are daemons and `close()`
@@ -11,11 +12,11 @@ import threading
 
 
 class Relay:
-    def __init__(self, target_port, host="127.0.0.1"):
+    def __init__(self, target_port, host="127.0.0.1", listen_port=0):
         self.target = (host, target_port)
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
+        self.listener.bind(("127.0.0.1", listen_port))
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         self.lock = threading.Lock()

@@ -90,18 +90,3 @@ def test_checks_wait_their_turn_only_when_idle_long_enough(sluice, pg):
     time.sleep(1.3)
     timed_query(s)
     s.wait_log(r"checking with server_check_query after [0-9.]+s idle")
-
-
-@pytest.mark.timeout(60)
-def test_a_check_never_leaves_a_transaction_open(sluice, pg):
-    """The incident's sibling: checks that opened transactions and left
-    their connections idle in transaction. A check query that does so is
-    a failed check: the server is closed, nothing is left behind."""
-    s = sluice({"pool_mode": "transaction", "default_pool_size": 2, "server_check_delay": 0,
-                "server_check_query": "begin"})
-    timed_query(s)
-    took, row = timed_query(s, "select 'served'")
-    assert row == ("served",)
-    s.wait_log(r"server_check_query left a transaction open")
-    assert wait_until(lambda: not [b for b in pg.backends() if b.state == "idle in transaction"], timeout=3), \
-        pg.backends()

@@ -42,7 +42,7 @@ APT_PKGS := build-essential pkg-config libevent-dev libssl-dev libinih-dev libcm
 	postgresql-15 postgresql-client-15 python3-psycopg python3-psycopg-pool python3-pytest \
 	python3-pytest-timeout pgbouncer prometheus prometheus-pgbouncer-exporter
 
-.PHONY: all deps run check unit integration clean tsan-check format
+.PHONY: all deps node-deps run check unit integration clean tsan-check format
 all: $(BUILD)/pgsluice
 
 $(BUILD)/pgsluice: $(OBJS)
@@ -69,17 +69,25 @@ deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# node-postgres for the tests that reproduce incidents of Node services:
+# Node.js and npm from Debian when the machine has none, then the locked pg.
+node-deps:
+	@command -v npm >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+	@[ -f tests/node/node_modules/pg/package.json ] || (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+
 run: deps
 	@$(MAKE) --no-print-directory all
 	@tools/run-local $(BUILD)/pgsluice
 
 unit: $(UNIT_BINS)
 
-check: deps
+check: deps node-deps
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined all unit
 	@tools/run-tests build/asan
 
-tsan-check: deps
+tsan-check: deps node-deps
 	@$(MAKE) --no-print-directory SANITIZE=thread all unit
 	@tools/run-tests build/tsan
 

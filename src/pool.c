@@ -677,7 +677,6 @@ void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn lau
 			p->n_idle--;
 			count_out(p);
 			server_set_state(s, SV_CLOSED);
-			s->pool = p;
 			list_add_tail(&expired, &s->pool_node);
 		}
 		/* Waiters blocked by a limit, and min_pool_size. */

@@ -40,7 +40,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # prometheus and PgBouncer's exporter check /metrics and the admin console).
 APT_PKGS := build-essential pkg-config libevent-dev libssl-dev libinih-dev libcmocka-dev \
 	postgresql-15 postgresql-client-15 python3-psycopg python3-psycopg-pool python3-pytest \
-	python3-pytest-timeout pgbouncer prometheus prometheus-pgbouncer-exporter
+	python3-pytest-timeout python3-sqlalchemy python3-psycopg2 pgbouncer prometheus prometheus-pgbouncer-exporter
 
 .PHONY: all deps node-deps run check unit integration clean tsan-check format
 all: $(BUILD)/pgsluice

@@ -34,6 +34,11 @@ bool conn_attach(struct conn *c, struct event_base *base, event_callback_fn read
 	       event_assign(c->ev_write, base, c->fd, EV_WRITE | EV_PERSIST, write_cb, arg) == 0;
 }
 
+bool conn_on_base(const struct conn *c, const struct event_base *base)
+{
+	return c->ev_read != NULL && event_get_base(c->ev_read) == base;
+}
+
 void conn_detach(struct conn *c)
 {
 	if (c->ev_read != NULL)

@@ -41,6 +41,8 @@ bool conn_attach(struct conn *c, struct event_base *base, event_callback_fn read
                  void *arg);
 /* Remove both events from their base (safe from another thread). */
 void conn_detach(struct conn *c);
+/* Whether c's events belong to base. */
+bool conn_on_base(const struct conn *c, const struct event_base *base);
 void conn_want_read(struct conn *c, bool on);
 void conn_want_write(struct conn *c, bool on);
 

@@ -54,6 +54,7 @@ void server_set_state(struct server *s, enum server_state to)
 
 static void server_read_cb(evutil_socket_t fd, short what, void *arg);
 static void server_write_cb(evutil_socket_t fd, short what, void *arg);
+static void server_idle_readable(struct server *s);
 
 void server_free(struct server *s)
 {
@@ -589,6 +590,12 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct server *s = arg;
 	(void)fd;
 	(void)what;
+	/* Only this loop sets idle_watch, or another after deleting this
+	 * event (which waits for this callback): no race on it. */
+	if (s->idle_watch) {
+		server_idle_readable(s);
+		return;
+	}
 	switch (s->state) {
 	case SV_LOGIN: {
 		enum io_result r = conn_read(&s->conn, &s->worker->bufs);
@@ -625,11 +632,8 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
 
 /* An idle server must never be readable: anything there is an unsolicited
  * error or a FIN. Replace it now, before a client is handed a dead one. */
-static void server_idle_cb(evutil_socket_t fd, short what, void *arg)
+static void server_idle_readable(struct server *s)
 {
-	struct server *s = arg;
-	(void)fd;
-	(void)what;
 	struct worker *w = worker_self();
 	if (!pool_take_idle(s->pool, s))
 		return; /* another worker took it a moment ago */
@@ -643,20 +647,39 @@ static void server_idle_cb(evutil_socket_t fd, short what, void *arg)
 		server_launch(p, w);
 }
 
+/* Make w's loop the one that reads s. When the events already are on w's
+ * base (the server stays on its worker, the common case) nothing is
+ * re-registered: no epoll_ctl per transaction. Otherwise they are deleted
+ * from the other base first (thread-safe in libevent, and it waits for a
+ * callback running there to finish, so no stale callback can follow). */
+static void take_events(struct server *s, struct worker *w)
+{
+	if (!conn_on_base(&s->conn, w->base)) {
+		conn_detach(&s->conn);
+		conn_attach(&s->conn, w->base, server_read_cb, server_write_cb, s);
+	}
+	s->idle_watch = false;
+	s->worker = w;
+	if (!list_linked(&s->worker_node))
+		list_add_tail(&w->servers, &s->worker_node);
+	conn_want_read(&s->conn, true);
+}
+
 void server_arm_idle_watch(struct server *s, struct worker *w)
 {
-	if (conn_attach(&s->conn, w->base, server_idle_cb, server_write_cb, s))
-		conn_want_read(&s->conn, true);
+	if (!conn_on_base(&s->conn, w->base)) {
+		conn_detach(&s->conn);
+		if (!conn_attach(&s->conn, w->base, server_read_cb, server_write_cb, s))
+			return;
+	}
+	conn_want_write(&s->conn, false);
+	conn_want_read(&s->conn, true);
+	s->idle_watch = true;
 }
 
 void server_attach(struct server *s, struct worker *w)
 {
-	conn_detach(&s->conn);
-	s->worker = w;
-	conn_attach(&s->conn, w->base, server_read_cb, server_write_cb, s);
-	if (!list_linked(&s->worker_node))
-		list_add_tail(&w->servers, &s->worker_node);
-	conn_want_read(&s->conn, true);
+	take_events(s, w);
 	s->linked_at = s->answered_at = clock_now_usec();
 	s->n_uses++;
 }
@@ -678,7 +701,8 @@ void server_return_to_pool(struct server *s)
 		server_close(s, "server not idle at release");
 		return;
 	}
-	conn_detach(&s->conn);
+	/* The events stay on this worker's base: going idle here re-arms
+	 * nothing, and a waiter on this worker takes it without a syscall. */
 	if (list_linked(&s->worker_node))
 		list_del(&s->worker_node);
 	bool close_it;
@@ -703,6 +727,8 @@ void server_return_to_pool(struct server *s)
 	}
 	if (cl->worker == w)
 		pool_handoffs_pending(s->pool, cl, +1);
+	/* Nothing may be read here once it is on its way to another loop. */
+	conn_detach(&s->conn);
 	server_hand_off(s, cl);
 }
 
@@ -734,12 +760,7 @@ void server_start_check(struct server *s, struct worker *w)
 {
 	const struct config *cfg = w->gen->cfg;
 	int64_t now = clock_now_usec();
-	conn_detach(&s->conn);
-	s->worker = w;
-	conn_attach(&s->conn, w->base, server_read_cb, server_write_cb, s);
-	if (!list_linked(&s->worker_node))
-		list_add_tail(&w->servers, &s->worker_node);
-	conn_want_read(&s->conn, true);
+	take_events(s, w);
 	log_server(s, LOG_DEBUG, "checking with server_check_query after %.1fs idle", (double)(now - s->idle_since) / 1e6);
 	s->failed_internal = false;
 	s->deadline = now + cfg->server_check_timeout;

@@ -86,6 +86,7 @@ struct server {
 	bool timeout_cancel_sent;
 	uint64_t n_uses;
 	unsigned epoch;            /* the pool's epoch at launch (RECONNECT) */
+	bool idle_watch;           /* idle in the pool, read events on this worker's base mean death */
 };
 
 #define log_server(s, level, fmt, ...) \

@@ -47,6 +47,7 @@ def test_frozen_backend_costs_a_client_about_the_check_timeout(sluice, pg):
         assert row[0] != frozen
         # the check's second, plus a new login; generous for ASan on a busy machine
         assert took < 4.0, f"a client waited {took:.2f}s behind a frozen backend"
+        print(f"\nfrozen backend: the client waited {took:.2f}s (server_check_timeout=1s)")
         s.wait_log(r"no answer to server_check_query within server_check_timeout=1\.0s: the connection is dead")
         assert metric(http, "pgsluice_dead_servers_total", database="appdb", user="app") >= 1
         # the next clients are served at the usual pace from the healthy server
@@ -73,6 +74,7 @@ def test_socket_gone_silent_is_closed_and_replaced(sluice):
         took, row = timed_query(s, "select 'through a new connection'")
         assert row == ("through a new connection",)
         assert took < 4.0, f"a client waited {took:.2f}s behind a silent socket"
+        print(f"\nsilent socket: the client waited {took:.2f}s (server_check_timeout=1s)")
         s.wait_log(r"no answer to server_check_query")
     finally:
         if relay:

@@ -277,6 +277,10 @@ void client_login_server_ready(struct client *cl)
 /* Bring the linked server's tracked parameters to the client's values. */
 static void apply_tracked(struct client *cl, struct server *s)
 {
+	/* Most links find the server already agreeing with the client: two
+	 * cached digests say so without comparing any string. */
+	if (relay_tracked_digest(&cl->tracked, &cl->tracked_digest) == relay_tracked_digest(&s->params, &s->tracked_digest))
+		return;
 	char sql[2048];
 	size_t n = 0;
 	sql[0] = '\0';

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "relay.h"
 #include "log.h"
 #include "util/list.h"
 #include "util/params.h"
@@ -56,6 +57,7 @@ struct client {
 	char *user, *database;
 	char *application_name;
 	struct params tracked;     /* client_encoding, DateStyle, TimeZone, ... as the client knows them */
+	struct tracked_digest tracked_digest;
 	struct params guc;         /* other startup GUCs (the pool key) */
 	uint32_t cancel_pid, cancel_key; /* what we gave the client in BackendKeyData */
 

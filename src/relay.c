@@ -20,6 +20,24 @@
 static const char *const tracked_names[] = { "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
 	                                      "standard_conforming_strings", "application_name", NULL };
 
+uint64_t relay_tracked_digest(const struct params *p, struct tracked_digest *cache)
+{
+	if (cache->digest != 0 && cache->version == p->version)
+		return cache->digest;
+	uint64_t h = 1469598103934665603ull; /* FNV-1a over name=value of each tracked name, in a fixed order */
+	for (int i = 0; tracked_names[i]; i++) {
+		const char *v = params_get(p, tracked_names[i]);
+		const char *parts[3] = { tracked_names[i], "=", v != NULL ? v : "\x01(unset)" };
+		for (int k = 0; k < 3; k++)
+			for (const unsigned char *c = (const unsigned char *)parts[k]; *c; c++)
+				h = (h ^ *c) * 1099511628211ull;
+		h = (h ^ 0x1e) * 1099511628211ull;
+	}
+	cache->digest = h != 0 ? h : 1;
+	cache->version = p->version;
+	return cache->digest;
+}
+
 bool relay_is_tracked(const char *name)
 {
 	for (int i = 0; tracked_names[i]; i++)

@@ -8,9 +8,18 @@
 #define PGS_RELAY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct client;
 struct server;
+struct params;
+
+/* A digest of a list's tracked parameters, recomputed only when the list
+ * changed (see params.version). */
+struct tracked_digest {
+	uint64_t digest; /* 0: not computed */
+	unsigned version;
+};
 
 void relay_client_readable(struct client *cl);
 void relay_client_writable(struct client *cl);
@@ -25,5 +34,7 @@ bool relay_flush_server(struct server *s);
 /* Is this one of the parameters pgsluice keeps consistent per client
  * (client_encoding, DateStyle, TimeZone, ...)? */
 bool relay_is_tracked(const char *name);
+/* Equal digests: the two lists agree on every tracked parameter. */
+uint64_t relay_tracked_digest(const struct params *p, struct tracked_digest *cache);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "relay.h"
 #include "util/list.h"
 #include "util/params.h"
 #include "util/str.h"
@@ -63,6 +64,7 @@ struct server {
 	/* what PostgreSQL told us */
 	uint32_t backend_pid, backend_key;
 	struct params params;      /* current ParameterStatus values */
+	struct tracked_digest tracked_digest;
 	char txn_status;           /* of the last ReadyForQuery: 'I', 'T' or 'E' */
 
 	/* protocol accounting while linked or draining */

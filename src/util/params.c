@@ -39,6 +39,7 @@ bool params_set(struct params *p, const char *name, const char *value)
 
 	if (v == NULL)
 		return false;
+	p->version++;
 	if (i >= 0) {
 		/* Replace in place: the position a name first appeared at is kept. */
 		free(p->items[i].value);
@@ -81,6 +82,7 @@ bool params_remove(struct params *p, const char *name)
 	free(p->items[i].value);
 	memmove(&p->items[i], &p->items[i + 1], (size_t)(p->n - i - 1) * sizeof(p->items[0]));
 	p->n--;
+	p->version++;
 	return true;
 }
 
@@ -94,6 +96,7 @@ void params_clear(struct params *p)
 	p->items = NULL;
 	p->n = 0;
 	p->cap = 0;
+	p->version++;
 }
 
 bool params_copy(struct params *dst, const struct params *src)

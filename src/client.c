@@ -25,12 +25,12 @@
 
 static atomic_ullong next_client_id = 1;
 
-_Static_assert(CL_CLOSED < POOL_STATE_SLOTS, "pool gauges need a slot per client state");
+_Static_assert(CL_CLOSED < STATS_GAUGE_SLOTS, "pool gauges need a slot per client state");
 
 void client_set_state(struct client *cl, enum client_state to)
 {
 	if (cl->pool != NULL && cl->state != to)
-		pool_count_move(cl->pool->n_clients, (int)cl->state, to == CL_CLOSED ? -1 : (int)to);
+		stats_gauge_move(&cl->pool->stats, SG_CLIENTS, (int)cl->state, to == CL_CLOSED ? -1 : (int)to);
 	cl->state = to;
 	cl->state_since = clock_now_usec();
 }
@@ -233,7 +233,7 @@ static void authenticated(struct client *cl)
 		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
 		return;
 	}
-	pool_count_move(cl->pool->n_clients, -1, (int)cl->state);
+	stats_gauge_move(&cl->pool->stats, SG_CLIENTS, -1, (int)cl->state);
 	if (cl->have_scram_keys)
 		pool_learn_scram_keys(cl->pool, cl->scram_client_key, cl->scram_server_key);
 	struct params pp = PARAMS_INIT;

@@ -113,10 +113,10 @@ static void sample_line(struct evbuffer *b, const char *name, const struct pool 
 	evbuffer_add_printf(b, "} %.15g\n", v);
 }
 
-static void histogram_lines(struct evbuffer *b, const char *name, const struct pool *p, const struct stats_hist *h)
+static void histogram_lines(struct evbuffer *b, const char *name, const struct pool *p, enum stat_hist h)
 {
 	uint64_t cum[STATS_HIST_BUCKETS], count, sum;
-	stats_hist_read(h, cum, &count, &sum);
+	stats_hist_read(&p->stats, h, cum, &count, &sum);
 	for (int i = 0; i < STATS_HIST_BUCKETS; i++) {
 		char le[48];
 		if (i < STATS_HIST_BUCKETS - 1)
@@ -170,10 +170,10 @@ static void family_of_pool(struct pool *p, void *arg)
 		sample_line(b, name, p, NULL, pool_figures_unreachable(&f) ? 1 : 0);
 		break;
 	case F_WAIT_HIST:
-		histogram_lines(b, name, p, &st->wait);
+		histogram_lines(b, name, p, SH_WAIT);
 		break;
 	case F_HOLD_HIST:
-		histogram_lines(b, name, p, &st->hold);
+		histogram_lines(b, name, p, SH_HOLD);
 		break;
 	case F_XACT:
 		sample_line(b, name, p, NULL, (double)stats_read(st, ST_XACT));

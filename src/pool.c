@@ -133,6 +133,8 @@ struct pool *pool_get(const struct config *cfg, const char *db_name, const char 
 	if (p == NULL)
 		goto fail;
 	pthread_mutex_init(&p->lock, NULL);
+	if (!stats_init(&p->stats, rt.n_workers))
+		goto fail;
 	list_init(&p->idle);
 	list_init(&p->waiters);
 	list_init(&p->node);
@@ -166,6 +168,7 @@ fail:
 		free(p->name);
 		free(p->params_key);
 		params_clear(&p->guc);
+		stats_free(&p->stats);
 		free(p);
 	}
 	return NULL;
@@ -246,7 +249,7 @@ static void note_assignment(struct pool *p, struct client *cl)
 	int64_t waited = cl->wait_started > 0 ? clock_now_usec() - cl->wait_started : 0;
 	stats_add(&p->stats, ST_ASSIGN, 1);
 	stats_add(&p->stats, ST_WAIT_USEC, (uint64_t)(waited > 0 ? waited : 0));
-	stats_observe(&p->stats.wait, waited);
+	stats_observe(&p->stats, SH_WAIT, waited);
 	stats_note_max(&p->stats.wait_max_usec, waited);
 }
 
@@ -441,21 +444,15 @@ bool pool_connect_failed(struct pool *p, struct server *s, const char *why, stru
 	return false;
 }
 
-static int gauge(atomic_int *slots, int state)
-{
-	int v = atomic_load_explicit(&slots[state], memory_order_relaxed);
-	return v > 0 ? v : 0;
-}
-
 void pool_figures(struct pool *p, int64_t now_usec, struct pool_figures *f)
 {
 	memset(f, 0, sizeof(*f));
-	f->cl_active = gauge(p->n_clients, CL_ACTIVE);
-	f->cl_idle = gauge(p->n_clients, CL_IDLE);
-	f->sv_active = gauge(p->n_by_state, SV_ACTIVE);
-	f->sv_used = gauge(p->n_by_state, SV_RESET);
-	f->sv_tested = gauge(p->n_by_state, SV_TESTING);
-	f->sv_login = gauge(p->n_by_state, SV_CONNECTING) + gauge(p->n_by_state, SV_LOGIN);
+	f->cl_active = stats_gauge(&p->stats, SG_CLIENTS, CL_ACTIVE);
+	f->cl_idle = stats_gauge(&p->stats, SG_CLIENTS, CL_IDLE);
+	f->sv_active = stats_gauge(&p->stats, SG_SERVERS, SV_ACTIVE);
+	f->sv_used = stats_gauge(&p->stats, SG_SERVERS, SV_RESET);
+	f->sv_tested = stats_gauge(&p->stats, SG_SERVERS, SV_TESTING);
+	f->sv_login = stats_gauge(&p->stats, SG_SERVERS, SV_CONNECTING) + stats_gauge(&p->stats, SG_SERVERS, SV_LOGIN);
 	f->mode = pool_mode_of(p);
 	pthread_mutex_lock(&p->lock);
 	f->paused = p->paused;
@@ -529,7 +526,7 @@ bool pool_db_quiet(const char *db)
 	struct list *it;
 	list_for_each(it, &pools) {
 		struct pool *p = container_of(it, struct pool, node);
-		if (matches(p, db) && gauge(p->n_by_state, SV_ACTIVE) + gauge(p->n_by_state, SV_RESET) > 0)
+		if (matches(p, db) && stats_gauge(&p->stats, SG_SERVERS, SV_ACTIVE) + stats_gauge(&p->stats, SG_SERVERS, SV_RESET) > 0)
 			quiet = false;
 	}
 	pthread_mutex_unlock(&registry_lock);
@@ -775,6 +772,7 @@ void pool_registry_destroy(bool free_idle_servers)
 		free(p->name);
 		free(p->params_key);
 		free(p->last_connect_error);
+		stats_free(&p->stats);
 		pthread_mutex_destroy(&p->lock);
 		free(p);
 	}

@@ -24,8 +24,6 @@ struct client;
 struct server;
 struct worker;
 
-#define POOL_STATE_SLOTS 8 /* >= the number of client and of server states */
-
 /* Connection counters shared by every pool of one database or one user. */
 struct pool_limit {
 	struct list node;
@@ -90,20 +88,11 @@ struct pool {
 	int connect_failures_in_row;
 	int64_t retry_at;              /* no new connect before this (backoff after failures); 0: now */
 
-	/* readable from any thread */
+	/* readable from any thread: counters, histograms, and the gauges of
+	 * clients (SG_CLIENTS, by enum client_state) and servers (SG_SERVERS,
+	 * by enum server_state) */
 	struct pool_stats stats;
-	atomic_int n_clients[POOL_STATE_SLOTS]; /* logged-in clients by enum client_state */
-	atomic_int n_by_state[POOL_STATE_SLOTS]; /* servers by enum server_state */
 };
-
-/* A state change of one of the pool's clients or servers, for the gauges. */
-static inline void pool_count_move(atomic_int *slots, int from, int to)
-{
-	if (from >= 0)
-		atomic_fetch_sub_explicit(&slots[from], 1, memory_order_relaxed);
-	if (to >= 0)
-		atomic_fetch_add_explicit(&slots[to], 1, memory_order_relaxed);
-}
 
 enum pool_checkout_result {
 	POOL_GOT_SERVER,  /* *out is linked to the client */

@@ -43,12 +43,12 @@ const char *server_pool_name(const struct server *s)
 	return s->pool != NULL ? s->pool->name : "-";
 }
 
-_Static_assert(SV_CLOSED < POOL_STATE_SLOTS, "pool gauges need a slot per server state");
+_Static_assert(SV_CLOSED < STATS_GAUGE_SLOTS, "pool gauges need a slot per server state");
 
 void server_set_state(struct server *s, enum server_state to)
 {
 	if (s->pool != NULL && s->state != to)
-		pool_count_move(s->pool->n_by_state, (int)s->state, to == SV_CLOSED ? -1 : (int)to);
+		stats_gauge_move(&s->pool->stats, SG_SERVERS, (int)s->state, to == SV_CLOSED ? -1 : (int)to);
 	s->state = to;
 }
 
@@ -354,7 +354,7 @@ void server_launch(struct pool *p, struct worker *w)
 	s->id = atomic_fetch_add(&next_server_id, 1);
 	s->pool = p;
 	s->epoch = atomic_load(&p->epoch);
-	pool_count_move(p->n_by_state, -1, SV_CONNECTING);
+	stats_gauge_move(&p->stats, SG_SERVERS, -1, SV_CONNECTING);
 	s->worker = w;
 	s->txn_status = 'I';
 	list_init(&s->worker_node);
@@ -818,7 +818,7 @@ void server_note_unlink(struct server *s)
 	if (s->linked_at == 0)
 		return;
 	int64_t held = clock_now_usec() - s->linked_at;
-	stats_observe(&s->pool->stats.hold, held);
+	stats_observe(&s->pool->stats, SH_HOLD, held);
 	stats_note_max(&s->pool->stats.hold_max_usec, held);
 	s->linked_at = 0;
 }

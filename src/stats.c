@@ -1,6 +1,9 @@
 /* stats.c — pool counters, histograms and per-period averages. */
 #include "stats.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 /* 100us .. 60s: a pooled transaction is usually well under a millisecond,
  * a wait or a hold near the top is the incident we are here to show. */
 const int64_t stats_hist_bounds_usec[STATS_HIST_BUCKETS - 1] = {
@@ -9,37 +12,86 @@ const int64_t stats_hist_bounds_usec[STATS_HIST_BUCKETS - 1] = {
 
 #define RELAXED memory_order_relaxed
 
-void stats_observe(struct stats_hist *h, int64_t usec)
+_Thread_local int stats_thread_slot;
+
+void stats_set_thread_slot(int slot)
+{
+	stats_thread_slot = slot;
+}
+
+bool stats_init(struct pool_stats *st, int n_workers)
+{
+	int n = n_workers > 0 ? n_workers + 1 : 1;
+	st->shard = aligned_alloc(64, (size_t)n * sizeof(struct stats_shard));
+	if (st->shard == NULL)
+		return false;
+	memset(st->shard, 0, (size_t)n * sizeof(struct stats_shard));
+	st->n_shard = n;
+	return true;
+}
+
+void stats_free(struct pool_stats *st)
+{
+	free(st->shard);
+	st->shard = NULL;
+	st->n_shard = 0;
+}
+
+static uint64_t load(const uint64_t *x)
+{
+	return __atomic_load_n(x, __ATOMIC_RELAXED);
+}
+
+uint64_t stats_read(const struct pool_stats *st, enum stat_counter k)
+{
+	uint64_t sum = 0;
+	for (int i = 0; i < st->n_shard; i++)
+		sum += load(&st->shard[i].c[k]);
+	return sum;
+}
+
+int stats_gauge(const struct pool_stats *st, enum stat_gauge_kind kind, int state)
+{
+	int64_t sum = 0;
+	for (int i = 0; i < st->n_shard; i++)
+		sum += (int64_t)load((const uint64_t *)&st->shard[i].gauge[kind][state]);
+	return sum > 0 ? (int)sum : 0;
+}
+
+void stats_observe(struct pool_stats *st, enum stat_hist h, int64_t usec)
 {
 	if (usec < 0)
 		usec = 0;
 	int i = 0;
 	while (i < STATS_HIST_BUCKETS - 1 && usec > stats_hist_bounds_usec[i])
 		i++;
-	atomic_fetch_add_explicit(&h->bucket[i], 1, RELAXED);
-	atomic_fetch_add_explicit(&h->count, 1, RELAXED);
-	atomic_fetch_add_explicit(&h->sum_usec, (uint64_t)usec, RELAXED);
+	struct stats_shard *sh = stats_mine(st);
+	stats_bump(&sh->bucket[h][i], 1);
+	stats_bump(&sh->hist_count[h], 1);
+	stats_bump(&sh->hist_sum_usec[h], (uint64_t)usec);
 }
 
-void stats_hist_read(const struct stats_hist *h, uint64_t cumulative[STATS_HIST_BUCKETS], uint64_t *count,
-                     uint64_t *sum_usec)
+void stats_hist_read(const struct pool_stats *st, enum stat_hist h, uint64_t cumulative[STATS_HIST_BUCKETS],
+                     uint64_t *count, uint64_t *sum_usec)
 {
-	struct stats_hist *m = (struct stats_hist *)h;
-	uint64_t run = 0;
-	for (int i = 0; i < STATS_HIST_BUCKETS; i++) {
-		run += atomic_load_explicit(&m->bucket[i], RELAXED);
-		cumulative[i] = run;
+	uint64_t run = 0, sum = 0;
+	for (int b = 0; b < STATS_HIST_BUCKETS; b++) {
+		for (int i = 0; i < st->n_shard; i++)
+			run += load(&st->shard[i].bucket[h][b]);
+		cumulative[b] = run;
 	}
-	/* Concurrent observers may have moved on: keep +Inf equal to the count
+	for (int i = 0; i < st->n_shard; i++)
+		sum += load(&st->shard[i].hist_sum_usec[h]);
+	/* Observers may have moved on meanwhile: keep +Inf equal to the count
 	 * so the exposition stays self-consistent. */
 	*count = run;
-	*sum_usec = atomic_load_explicit(&m->sum_usec, RELAXED);
+	*sum_usec = sum;
 }
 
-int64_t stats_hist_quantile(const struct stats_hist *h, double q)
+int64_t stats_hist_quantile(const struct pool_stats *st, enum stat_hist h, double q)
 {
 	uint64_t cum[STATS_HIST_BUCKETS], count, sum;
-	stats_hist_read(h, cum, &count, &sum);
+	stats_hist_read(st, h, cum, &count, &sum);
 	if (count == 0)
 		return 0;
 	double want = q * (double)count;
@@ -54,7 +106,7 @@ void stats_roll_period(struct pool_stats *st, int64_t now_usec)
 {
 	for (int k = 0; k < ST__COUNT; k++) {
 		atomic_store_explicit(&st->period_prev[k], atomic_load_explicit(&st->period_start[k], RELAXED), RELAXED);
-		atomic_store_explicit(&st->period_start[k], atomic_load_explicit(&st->c[k], RELAXED), RELAXED);
+		atomic_store_explicit(&st->period_start[k], stats_read(st, (enum stat_counter)k), RELAXED);
 	}
 	atomic_store_explicit(&st->period_prev_usec, atomic_load_explicit(&st->period_start_usec, RELAXED), RELAXED);
 	atomic_store_explicit(&st->period_start_usec, now_usec, RELAXED);

@@ -3,13 +3,14 @@
  * Owns: struct pool_stats (embedded in each pool), the histogram bucket
  *       bounds, the period snapshot used for averages.
  * Exports: stats_add(), stats_observe(), stats_read(), stats_roll_period().
- * Never: takes a lock. Writers are worker threads adding relaxed atomics
- *        (on transaction boundaries and ticks, not per message); readers
- *        (admin console, HTTP, stats log) load them. */
+ * Never: takes a lock or a contended atomic. Each thread adds to its own
+ *        share (on transaction boundaries and ticks, not per message);
+ *        readers (admin console, HTTP, stats log) sum the shares. */
 #ifndef PGS_STATS_H
 #define PGS_STATS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum stat_counter {
@@ -38,16 +39,23 @@ enum stat_counter {
 /* Upper bounds in microseconds; the last bucket is +Inf. */
 extern const int64_t stats_hist_bounds_usec[STATS_HIST_BUCKETS - 1];
 
-struct stats_hist {
-	atomic_uint_fast64_t bucket[STATS_HIST_BUCKETS]; /* not cumulative */
-	atomic_uint_fast64_t count;
-	atomic_uint_fast64_t sum_usec;
-};
+enum stat_hist { SH_WAIT, SH_HOLD, SH__COUNT };
+enum stat_gauge_kind { SG_CLIENTS, SG_SERVERS, SG__COUNT };
+#define STATS_GAUGE_SLOTS 8 /* >= the number of client and of server states */
+
+/* One thread's share of a pool's figures. Only that thread writes it, with
+ * plain (relaxed, non-RMW) stores, so the hot path never contends for a
+ * cache line; readers sum the shares. */
+struct stats_shard {
+	uint64_t c[ST__COUNT];
+	uint64_t bucket[SH__COUNT][STATS_HIST_BUCKETS]; /* not cumulative */
+	uint64_t hist_count[SH__COUNT], hist_sum_usec[SH__COUNT];
+	int64_t gauge[SG__COUNT][STATS_GAUGE_SLOTS];    /* moves in and out of each state */
+} __attribute__((aligned(64)));
 
 struct pool_stats {
-	atomic_uint_fast64_t c[ST__COUNT];
-	struct stats_hist wait;  /* how long clients waited for a server */
-	struct stats_hist hold;  /* how long a server stayed linked to one client */
+	struct stats_shard *shard; /* one per writing thread: the main thread, then each worker */
+	int n_shard;
 	/* totals at the start of the current and the previous averaging period;
 	 * written by the main thread only, read anywhere */
 	atomic_uint_fast64_t period_start[ST__COUNT];
@@ -61,6 +69,25 @@ struct pool_stats {
 	int64_t log_at_usec;
 };
 
+/* Shares for the main thread and n_workers workers; false on OOM. */
+bool stats_init(struct pool_stats *st, int n_workers);
+void stats_free(struct pool_stats *st);
+/* Which share this thread writes: 0 for the main thread (the default),
+ * 1 + id for worker id. */
+void stats_set_thread_slot(int slot);
+extern _Thread_local int stats_thread_slot;
+
+static inline struct stats_shard *stats_mine(struct pool_stats *st)
+{
+	return &st->shard[stats_thread_slot < st->n_shard ? stats_thread_slot : 0];
+}
+
+/* x += n by the only thread that writes x. */
+static inline void stats_bump(uint64_t *x, uint64_t n)
+{
+	__atomic_store_n(x, __atomic_load_n(x, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
 /* Raise *slot to v if v is larger. */
 static inline void stats_note_max(atomic_int_fast64_t *slot, int64_t v)
 {
@@ -72,20 +99,30 @@ static inline void stats_note_max(atomic_int_fast64_t *slot, int64_t v)
 
 static inline void stats_add(struct pool_stats *st, enum stat_counter k, uint64_t n)
 {
-	atomic_fetch_add_explicit(&st->c[k], n, memory_order_relaxed);
+	stats_bump(&stats_mine(st)->c[k], n);
 }
 
-static inline uint64_t stats_read(const struct pool_stats *st, enum stat_counter k)
+/* A client or server of the pool moves from one state to another (-1: none). */
+static inline void stats_gauge_move(struct pool_stats *st, enum stat_gauge_kind kind, int from, int to)
 {
-	return atomic_load_explicit(&((struct pool_stats *)st)->c[k], memory_order_relaxed);
+	struct stats_shard *sh = stats_mine(st);
+	if (from >= 0)
+		stats_bump((uint64_t *)&sh->gauge[kind][from], (uint64_t)-1);
+	if (to >= 0)
+		stats_bump((uint64_t *)&sh->gauge[kind][to], 1);
 }
 
-void stats_observe(struct stats_hist *h, int64_t usec);
+uint64_t stats_read(const struct pool_stats *st, enum stat_counter k);
+/* How many clients or servers are in a state now (0 when the shares are
+ * caught mid-move below zero). */
+int stats_gauge(const struct pool_stats *st, enum stat_gauge_kind kind, int state);
+
+void stats_observe(struct pool_stats *st, enum stat_hist h, int64_t usec);
 /* A consistent-enough copy: buckets made cumulative for Prometheus. */
-void stats_hist_read(const struct stats_hist *h, uint64_t cumulative[STATS_HIST_BUCKETS], uint64_t *count,
-                     uint64_t *sum_usec);
+void stats_hist_read(const struct pool_stats *st, enum stat_hist h, uint64_t cumulative[STATS_HIST_BUCKETS],
+                     uint64_t *count, uint64_t *sum_usec);
 /* Quantile estimate (upper bound of the bucket holding it), usec; 0 when empty. */
-int64_t stats_hist_quantile(const struct stats_hist *h, double q);
+int64_t stats_hist_quantile(const struct pool_stats *st, enum stat_hist h, double q);
 
 /* Main thread, every stats_period: the last full period becomes the base of
  * the averages. */

@@ -13,6 +13,7 @@
 #include "pool.h"
 #include "runtime.h"
 #include "server.h"
+#include "stats.h"
 #include "util/clock.h"
 
 #define WORKER_TICK_USEC 100000 /* timeouts are checked at this granularity */
@@ -224,6 +225,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	self = w;
+	stats_set_thread_slot(w->id + 1);
 	event_base_dispatch(w->base);
 	return NULL;
 }

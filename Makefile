@@ -40,9 +40,10 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # prometheus and PgBouncer's exporter check /metrics and the admin console).
 APT_PKGS := build-essential pkg-config libevent-dev libssl-dev libinih-dev libcmocka-dev \
 	postgresql-15 postgresql-client-15 python3-psycopg python3-psycopg-pool python3-pytest \
-	python3-pytest-timeout python3-sqlalchemy python3-psycopg2 pgbouncer prometheus prometheus-pgbouncer-exporter
+	python3-pytest-timeout python3-sqlalchemy python3-psycopg2 pgbouncer prometheus prometheus-pgbouncer-exporter \
+	valgrind strace
 
-.PHONY: all deps node-deps run check unit integration clean tsan-check format
+.PHONY: all deps node-deps run check unit integration clean tsan-check format bench
 all: $(BUILD)/pgsluice
 
 $(BUILD)/pgsluice: $(OBJS)
@@ -76,6 +77,12 @@ node-deps:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
 	@[ -f tests/node/node_modules/pg/package.json ] || (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+
+# `make bench`: pgsluice against PgBouncer in the same run (bench/README.md);
+# QUICK=1 for a run under 3 minutes.
+bench: deps
+	@$(MAKE) --no-print-directory SANITIZE= all
+	@PGSLUICE_BIN=build/pgsluice bench/run
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -889,6 +889,10 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 	default:
 		break; /* waiting: keep the bytes for the server */
 	}
+	/* An idle client holds no input buffer (a lent 32 kB buffer with one
+	 * touched page is most of what an idle client would cost). */
+	if (!cl->closing && cl->server == NULL)
+		conn_release_in(&cl->conn, &cl->worker->bufs);
 }
 
 static void client_write_cb(evutil_socket_t fd, short what, void *arg)

@@ -116,8 +116,9 @@ enum io_result conn_write(struct conn *c, struct buf *span)
 		}
 		if (n_iov == 0) {
 			if (c->out.len > 0) {
+				/* All sent: an idle connection keeps no output buffer. */
 				c->out_sent = 0;
-				msgbuf_reset(&c->out);
+				msgbuf_free(&c->out);
 			}
 			return IO_OK;
 		}

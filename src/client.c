@@ -32,7 +32,6 @@ void client_set_state(struct client *cl, enum client_state to)
 	if (cl->pool != NULL && cl->state != to)
 		stats_gauge_move(&cl->pool->stats, SG_CLIENTS, (int)cl->state, to == CL_CLOSED ? -1 : (int)to);
 	cl->state = to;
-	cl->state_since = clock_now_usec();
 }
 
 static void client_read_cb(evutil_socket_t fd, short what, void *arg);
@@ -959,7 +958,7 @@ static void wait_timed_out(struct client *cl, int64_t now)
 	stats_add(&p->stats, ST_WAIT_TIMEOUT, 1);
 	pthread_mutex_unlock(&p->lock);
 	char msg[300];
-	double waited = (double)(now - cl->state_since) / 1e6;
+	double waited = (double)(now - cl->wait_started) / 1e6;
 	snprintf(msg, sizeof(msg),
 	         "pgsluice: pool %s saturated: waited %.1fs for a server connection (pool_size=%d active=%d "
 	         "waiting=%d); see SHOW POOLS",

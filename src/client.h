@@ -69,7 +69,7 @@ struct client {
 	bool have_scram_keys;      /* recovered from the client's SCRAM proof */
 	uint8_t scram_client_key[32], scram_server_key[32];
 
-	int64_t connected_at, state_since, last_activity; /* monotonic usec */
+	int64_t connected_at, last_activity; /* monotonic usec */
 	int64_t wait_deadline;     /* 0: none */
 	int64_t wait_started;      /* when the latest request for a server began; written by the client's worker before it queues */
 	char *last_sql;            /* first LAST_SQL_MAX bytes of the latest Query or Parse (owned, lazily allocated) */

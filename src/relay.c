@@ -488,7 +488,10 @@ static void process_server(struct server *s)
 	if (s->client == NULL)
 		return;
 	if (st == STEP_STOP && releasable(s)) {
-		release_to_pool(s);
+		/* Send the answer's tail straight from the server's buffer first:
+		 * only what the client's socket cannot take now is copied. */
+		if (flush_to_client(s))
+			release_to_pool(s);
 		return;
 	}
 	flush_to_client(s);

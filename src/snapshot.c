@@ -154,7 +154,7 @@ static void describe_client(struct snapshot *snap, const struct client *cl, int6
 	row->connect_at = cl->connected_at;
 	row->request_at = cl->last_activity;
 	if (cl->state == CL_WAITING || cl->state == CL_LOGIN_WAIT)
-		row->wait_usec = cl->wait_started > 0 ? now - cl->wait_started : now - cl->state_since;
+		row->wait_usec = cl->wait_started > 0 ? now - cl->wait_started : 0;
 	row->remote_pid = cl->cancel_pid;
 	describe_link(row, cl, cl->server, now, leak_usec);
 	if (cl->server == NULL)

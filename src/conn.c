@@ -25,13 +25,15 @@ bool conn_attach(struct conn *c, struct event_base *base, event_callback_fn read
                  void *arg)
 {
 	c->reading = c->writing = false;
+	c->write_cb = write_cb;
+	c->cb_arg = arg;
 	if (c->ev_read == NULL) {
 		c->ev_read = event_new(base, c->fd, EV_READ | EV_PERSIST, read_cb, arg);
-		c->ev_write = event_new(base, c->fd, EV_WRITE | EV_PERSIST, write_cb, arg);
-		return c->ev_read != NULL && c->ev_write != NULL;
+		return c->ev_read != NULL;
 	}
-	return event_assign(c->ev_read, base, c->fd, EV_READ | EV_PERSIST, read_cb, arg) == 0 &&
-	       event_assign(c->ev_write, base, c->fd, EV_WRITE | EV_PERSIST, write_cb, arg) == 0;
+	if (event_assign(c->ev_read, base, c->fd, EV_READ | EV_PERSIST, read_cb, arg) != 0)
+		return false;
+	return c->ev_write == NULL || event_assign(c->ev_write, base, c->fd, EV_WRITE | EV_PERSIST, write_cb, arg) == 0;
 }
 
 bool conn_on_base(const struct conn *c, const struct event_base *base)
@@ -61,8 +63,15 @@ void conn_want_read(struct conn *c, bool on)
 
 void conn_want_write(struct conn *c, bool on)
 {
-	if (c->writing == on || c->ev_write == NULL)
+	if (c->writing == on || c->ev_read == NULL)
 		return;
+	if (c->ev_write == NULL) {
+		if (!on)
+			return;
+		c->ev_write = event_new(event_get_base(c->ev_read), c->fd, EV_WRITE | EV_PERSIST, c->write_cb, c->cb_arg);
+		if (c->ev_write == NULL)
+			return; /* out of memory: the next read or tick tries again */
+	}
 	c->writing = on;
 	if (on)
 		event_add(c->ev_write, NULL);

@@ -24,7 +24,9 @@ enum io_result { IO_OK, IO_AGAIN, IO_CLOSED, IO_ERROR };
 struct conn {
 	int fd;
 	struct event *ev_read;  /* owned; assigned to the current worker's base */
-	struct event *ev_write; /* owned */
+	struct event *ev_write; /* owned; made the first time a write would block (idle connections have none) */
+	event_callback_fn write_cb; /* for ev_write, and its argument */
+	void *cb_arg;
 	struct buf *in;         /* lent while bytes are in flight */
 	struct msgbuf out;      /* bytes pgsluice made for this peer; sent before the peer's forwarded span */
 	size_t out_sent;

@@ -32,38 +32,50 @@ static int params_find(const struct params *p, const char *name)
 	return -1;
 }
 
+/* One allocation holds "name\0value\0": half the small blocks a list of
+ * parameters would otherwise cost (every client keeps one). */
+static bool param_fill(struct param *dst, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	char *block = malloc(nl + vl + 2);
+	if (block == NULL)
+		return false;
+	memcpy(block, name, nl + 1);
+	memcpy(block + nl + 1, value, vl + 1);
+	dst->name = block;
+	dst->value = block + nl + 1;
+	return true;
+}
+
 bool params_set(struct params *p, const char *name, const char *value)
 {
 	int i = params_find(p, name);
-	char *v = str_dup(value != NULL ? value : "");
-
-	if (v == NULL)
-		return false;
-	p->version++;
+	if (value == NULL)
+		value = "";
 	if (i >= 0) {
-		/* Replace in place: the position a name first appeared at is kept. */
-		free(p->items[i].value);
-		p->items[i].value = v;
+		/* Replace in place: the position a name first appeared at (and its
+		 * spelling) is kept. */
+		struct param fresh;
+		if (!param_fill(&fresh, p->items[i].name, value))
+			return false;
+		free(p->items[i].name);
+		p->items[i] = fresh;
+		p->version++;
 		return true;
 	}
 	if (p->n == p->cap) {
-		int cap = p->cap > 0 ? p->cap * 2 : 8;
+		int cap = p->cap > 0 ? p->cap * 2 : 4;
 		struct param *items = realloc(p->items, (size_t)cap * sizeof(*items));
 		if (items == NULL)
-			goto fail;
+			return false;
 		p->items = items;
 		p->cap = cap;
 	}
-	char *n = str_dup(name);
-	if (n == NULL)
-		goto fail;
-	p->items[p->n].name = n;
-	p->items[p->n].value = v;
+	if (!param_fill(&p->items[p->n], name, value))
+		return false;
 	p->n++;
+	p->version++;
 	return true;
-fail:
-	free(v);
-	return false;
 }
 
 const char *params_get(const struct params *p, const char *name)
@@ -78,8 +90,7 @@ bool params_remove(struct params *p, const char *name)
 
 	if (i < 0)
 		return false;
-	free(p->items[i].name);
-	free(p->items[i].value);
+	free(p->items[i].name); /* the value shares its block */
 	memmove(&p->items[i], &p->items[i + 1], (size_t)(p->n - i - 1) * sizeof(p->items[0]));
 	p->n--;
 	p->version++;
@@ -88,10 +99,8 @@ bool params_remove(struct params *p, const char *name)
 
 void params_clear(struct params *p)
 {
-	for (int i = 0; i < p->n; i++) {
-		free(p->items[i].name);
-		free(p->items[i].value);
-	}
+	for (int i = 0; i < p->n; i++)
+		free(p->items[i].name); /* the value shares its block */
 	free(p->items);
 	p->items = NULL;
 	p->n = 0;

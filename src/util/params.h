@@ -10,8 +10,8 @@
 #include <stddef.h>
 
 struct param {
-	char *name;  /* owned */
-	char *value; /* owned */
+	char *name;  /* owned: one block "name\0value\0" */
+	char *value; /* points into name's block */
 };
 
 struct params {

@@ -69,10 +69,10 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	for (int i = 0; i < 8; i++) {
 		conn_detach(&f->sv[i].conn);
-		if (f->sv[i].conn.ev_read) {
+		if (f->sv[i].conn.ev_read)
 			event_free(f->sv[i].conn.ev_read);
+		if (f->sv[i].conn.ev_write)
 			event_free(f->sv[i].conn.ev_write);
-		}
 		msgbuf_free(&f->sv[i].conn.out);
 		close(f->fds[i][0]);
 		close(f->fds[i][1]);

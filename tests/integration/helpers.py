@@ -127,3 +127,17 @@ def stuck_backends(pg, marker=None, states=("active", "idle in transaction", "id
     contains marker, if given)."""
     return [b for b in pg.backends(db="appdb", user="app")
             if b.state in states and (marker is None or marker in (b.query or ""))]
+
+
+def prometheus_samples(text):
+    """{(name, frozenset(labels)): value} of a Prometheus text exposition;
+    fails on a line that is neither a comment nor a sample."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
+        assert m, f"not a sample line: {line!r}"
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out

@@ -16,7 +16,7 @@ import urllib.request
 import psycopg
 import pytest
 
-from helpers import SLUICE_BIN, free_port, wait_until
+from helpers import SLUICE_BIN, free_port, prometheus_samples, wait_until
 
 
 def get(port, path, timeout=5):
@@ -34,17 +34,7 @@ def http_sluice(sluice, **over):
     return sluice(cfg), port
 
 
-def samples(text):
-    """{(name, frozenset(labels)): value} of a Prometheus text exposition."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
-        assert m, f"not a sample line: {line!r}"
-        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-        out[(m.group(1), labels)] = float(m.group(4))
-    return out
+samples = prometheus_samples
 
 
 def value(s, name, **labels):

@@ -2,12 +2,11 @@
 /metrics and /health read as data, and the one check every incident test
 ends with (what pgsluice says it holds is what PostgreSQL sees)."""
 import json
-import re
 import threading
 import urllib.error
 import urllib.request
 
-from helpers import free_port, wait_until
+from helpers import free_port, prometheus_samples, wait_until
 
 # Server states as SHOW POOLS counts them; their sum is every server
 # connection the pool has open or is opening.
@@ -39,15 +38,7 @@ def metrics(s):
     """{(name, frozenset(labels)): value} of /metrics."""
     code, text = http_get(s, "/metrics")
     assert code == 200, (code, text[:500])
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
-        assert m, f"not a sample line: {line!r}"
-        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-        out[(m.group(1), labels)] = float(m.group(4))
-    return out
+    return prometheus_samples(text)
 
 
 def metric(samples, name, **labels):

@@ -889,8 +889,9 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 		break; /* waiting: keep the bytes for the server */
 	}
 	/* An idle client holds no input buffer (a lent 32 kB buffer with one
-	 * touched page is most of what an idle client would cost). */
-	if (!cl->closing && cl->server == NULL)
+	 * touched page is most of what an idle client would cost). Only states
+	 * in which no other thread can link a server to it are looked at. */
+	if (!cl->closing && (cl->state == CL_IDLE || cl->state == CL_STARTUP || cl->state == CL_AUTH))
 		conn_release_in(&cl->conn, &cl->worker->bufs);
 }
 

@@ -4,6 +4,7 @@
 #include "client.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,10 +220,37 @@ static bool can_login_without_server(struct client *cl, struct params *pool_para
 static void request_server(struct client *cl);
 static void refuse_request(struct client *cl, const char *sqlstate, const char *msg);
 
+/* With the client's SCRAM key, pgsluice can log in to a server holding the
+ * same secret without knowing the password: the pool keeps the keys. */
+static void learn_scram_keys(struct client *cl)
+{
+	uint8_t ck[SCRAM_KEY_LEN];
+	struct scram_secret sec;
+	if (cl->scram == NULL || cl->secret == NULL || !scram_server_client_key(cl->scram, ck) ||
+	    !scram_parse_secret(cl->secret, &sec))
+		return;
+	pool_learn_scram_keys(cl->pool, ck, sec.server_key);
+	OPENSSL_cleanse(ck, sizeof(ck));
+	OPENSSL_cleanse(&sec, sizeof(sec));
+}
+
+/* The login is over: what it needed is not kept for the connection's life. */
+static void forget_auth(struct client *cl)
+{
+	if (cl->secret != NULL) {
+		OPENSSL_cleanse(cl->secret, strlen(cl->secret));
+		free(cl->secret);
+		cl->secret = NULL;
+	}
+	scram_server_free(cl->scram);
+	cl->scram = NULL;
+}
+
 static void authenticated(struct client *cl)
 {
 	msg_auth(&cl->conn.out, 0, NULL, 0);
 	if (cl->is_admin) {
+		forget_auth(cl);
 		admin_welcome(cl);
 		return;
 	}
@@ -233,8 +261,8 @@ static void authenticated(struct client *cl)
 		return;
 	}
 	stats_gauge_move(&cl->pool->stats, SG_CLIENTS, -1, (int)cl->state);
-	if (cl->have_scram_keys)
-		pool_learn_scram_keys(cl->pool, cl->scram_client_key, cl->scram_server_key);
+	learn_scram_keys(cl);
+	forget_auth(cl);
 	struct params pp = PARAMS_INIT;
 	if (pool_mode_of(cl->pool) == POOL_MODE_TRANSACTION && can_login_without_server(cl, &pp)) {
 		send_params_and_ready(cl, &pp, cl->cancel_pid);
@@ -546,15 +574,6 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 		}
 		msg_auth(&cl->conn.out, 12, fin, strlen(fin));
 		free(fin);
-		uint8_t ck[SCRAM_KEY_LEN];
-		struct scram_secret sec;
-		/* With the client's key, pgsluice can log in to a server holding the
-		 * same secret without knowing the password. */
-		if (scram_server_client_key(cl->scram, ck) && scram_parse_secret(cl->secret, &sec)) {
-			memcpy(cl->scram_client_key, ck, sizeof(ck));
-			memcpy(cl->scram_server_key, sec.server_key, sizeof(sec.server_key));
-			cl->have_scram_keys = true;
-		}
 		authenticated(cl);
 		return;
 	}

@@ -63,11 +63,9 @@ struct client {
 
 	/* auth */
 	uint8_t md5_salt[4];
-	char *secret;              /* the auth_file secret used for this login (owned) */
-	struct scram_server *scram;
+	char *secret;              /* the auth_file secret for this login (owned; wiped and freed once logged in) */
+	struct scram_server *scram; /* during a SCRAM login only */
 	int auth_step;
-	bool have_scram_keys;      /* recovered from the client's SCRAM proof */
-	uint8_t scram_client_key[32], scram_server_key[32];
 
 	int64_t connected_at, last_activity; /* monotonic usec */
 	int64_t wait_deadline;     /* 0: none */

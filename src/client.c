@@ -129,12 +129,15 @@ void client_close(struct client *cl, const char *reason)
 	 * login) counts a hand-off under the pool lock: that count alone says
 	 * whether a message about this client is still on its way. A client
 	 * refused before it queued has none. */
-	if (cl->pool != NULL && (cl->state == CL_WAITING || (cl->state == CL_LOGIN_WAIT && cl->server == NULL)))
+	if (cl->pool != NULL && (cl->state == CL_WAITING || cl->state == CL_LOGIN_WAIT))
 		pool_leave_queue(cl->pool, cl);
-	if (cl->server != NULL && cl->server->client == cl)
-		server_release(cl->server, reason);
+	/* After that (under the pool lock) nobody can link this client any
+	 * more. A server already on its way is released by the hand-off's
+	 * handler when it arrives, never from here while in transit. */
 	if (cl->pool != NULL && pool_handoffs_pending(cl->pool, cl, 0) > 0)
 		pending = true;
+	else if (cl->server != NULL && cl->server->client == cl)
+		server_release(cl->server, reason);
 	client_set_state(cl, CL_CLOSED);
 	if (!pending)
 		worker_reap_client(cl->worker, cl);
@@ -1072,7 +1075,9 @@ void client_tick(struct worker *w, int64_t now)
 			break;
 		case CL_WAITING:
 		case CL_LOGIN_WAIT:
-			if (cl->wait_deadline > 0 && now >= cl->wait_deadline && cl->server == NULL)
+			/* Not cl->server: another worker may be linking it right now.
+			 * Leaving the queue, under the pool lock, says whether it did. */
+			if (cl->wait_deadline > 0 && now >= cl->wait_deadline)
 				wait_timed_out(cl, now);
 			break;
 		case CL_IDLE:

@@ -165,8 +165,7 @@ static void show_config(struct client *cl, const char *arg)
 }
 
 struct totals {
-	int pools, clients_used, clients_login, servers_free, servers_used;
-	int waiting;
+	int pools, clients_used, servers_free, servers_used;
 };
 
 static void add_totals(struct pool *p, void *arg)

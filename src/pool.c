@@ -253,6 +253,18 @@ static void note_assignment(struct pool *p, struct client *cl)
 	stats_note_max(&p->stats.wait_max_usec, waited);
 }
 
+/* Under p->lock: the first waiter leaves the queue linked to s. */
+static struct client *link_head_waiter(struct pool *p, struct server *s)
+{
+	struct client *cl = container_of(list_pop_head(&p->waiters), struct client, wait_node);
+	cl->queued = false;
+	p->n_waiting--;
+	server_set_state(s, SV_ACTIVE);
+	link_pair(cl, s);
+	note_assignment(p, cl);
+	return cl;
+}
+
 void pool_connect_succeeded(struct pool *p)
 {
 	pthread_mutex_lock(&p->lock);
@@ -338,12 +350,7 @@ struct client *pool_give(struct pool *p, struct server *s, struct worker *w, boo
 	if (surplus || p->set->removed || s->epoch != atomic_load(&p->epoch)) {
 		*close_it = true;
 	} else if (!list_empty(&p->waiters) && !p->paused) {
-		cl = container_of(list_pop_head(&p->waiters), struct client, wait_node);
-		cl->queued = false;
-		p->n_waiting--;
-		server_set_state(s, SV_ACTIVE);
-		link_pair(cl, s);
-		note_assignment(p, cl);
+		cl = link_head_waiter(p, s);
 		if (cl->worker != w)
 			cl->handoffs_pending++;
 	} else {
@@ -538,15 +545,9 @@ static int serve_queue_locked(struct pool *p, struct list *handed)
 {
 	int n_launch = 0;
 	while (!list_empty(&p->waiters) && !list_empty(&p->idle)) {
-		struct client *cl = container_of(list_pop_head(&p->waiters), struct client, wait_node);
-		cl->queued = false;
-		p->n_waiting--;
 		struct server *s = container_of(list_pop_head(&p->idle), struct server, pool_node);
 		p->n_idle--;
-		server_set_state(s, SV_ACTIVE);
-		link_pair(cl, s);
-		note_assignment(p, cl);
-		cl->handoffs_pending++;
+		link_head_waiter(p, s)->handoffs_pending++;
 		list_add_tail(handed, &s->pool_node);
 	}
 	while (p->n_waiting > p->n_connecting && reserve_launch(p))

@@ -75,7 +75,6 @@ struct pool {
 	int n_servers;                 /* every server of the pool, connecting included */
 	int n_connecting;
 	int n_idle;
-	int n_active;
 	int n_waiting;
 	unsigned next_host;            /* round robin over hosts */
 	bool paused;                   /* PAUSE/KILL: queue everyone, hand out nothing, open nothing */

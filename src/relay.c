@@ -46,8 +46,10 @@ bool relay_is_tracked(const char *name)
 	return false;
 }
 
-/* Drop one message of total bytes at b->scan (span already taken). */
-static void drop_message(struct conn *c, uint32_t total)
+/* Step over one message of total bytes at b->scan: forwarded, or dropped
+ * (span already taken). What has not arrived yet is streamed through, or
+ * dropped, as it comes (body_left). */
+static void pass_message(struct conn *c, uint32_t total, bool drop)
 {
 	struct buf *b = c->in;
 	uint32_t have = b->end - b->scan;
@@ -56,23 +58,20 @@ static void drop_message(struct conn *c, uint32_t total)
 	} else {
 		b->scan = b->end;
 		c->body_left = total - have;
-		c->body_drop = true;
+		c->body_drop = drop;
 	}
-	b->start = b->scan;
+	if (drop)
+		b->start = b->scan;
 }
 
-/* Mark one message of total bytes at b->scan for forwarding; what has not
- * arrived yet is streamed through as it comes (body_left). */
+static void drop_message(struct conn *c, uint32_t total)
+{
+	pass_message(c, total, true);
+}
+
 static void mark_forward(struct conn *c, uint32_t total)
 {
-	struct buf *b = c->in;
-	uint32_t have = b->end - b->scan;
-	if (total <= have) {
-		b->scan += total;
-	} else {
-		b->scan = b->end;
-		c->body_left = total - have;
-	}
+	pass_message(c, total, false);
 }
 
 /* Stream body bytes already announced by a header. Returns true if more

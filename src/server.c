@@ -681,7 +681,6 @@ void server_attach(struct server *s, struct worker *w)
 {
 	take_events(s, w);
 	s->linked_at = s->answered_at = clock_now_usec();
-	s->n_uses++;
 }
 
 void server_return_to_pool(struct server *s)

@@ -73,11 +73,9 @@ struct server {
 	bool ext_unsynced;         /* extended-protocol messages since the last Sync */
 	bool copy_in, copy_out;
 	bool saw_fatal;            /* a FATAL went to the client: its close is explained */
-	bool login_error_sent;
 	bool reset_rollback_sent, reset_query_sent;
 	bool failed_internal;      /* one of our own queries failed */
 	int cancels_in_flight;     /* cancel requests sent and not yet finished */
-	bool release_when_cancelled;
 	struct list cancels;       /* struct cancel_req (server_node) */
 
 	int64_t created_at, idle_since, linked_at, lifetime_usec; /* monotonic usec */
@@ -86,7 +84,6 @@ struct server {
 	int64_t xact_started;      /* first query after the server was last idle; 0: none */
 	int64_t answered_at;       /* when the client's last request was answered (or the link began): idle since */
 	bool timeout_cancel_sent;
-	uint64_t n_uses;
 	unsigned epoch;            /* the pool's epoch at launch (RECONNECT) */
 	bool idle_watch;           /* idle in the pool, read events on this worker's base mean death */
 };

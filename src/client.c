@@ -159,6 +159,29 @@ static void client_count_bytes(struct client *cl)
 	}
 }
 
+/* The login is over (or the client gone): what it needed is not kept for
+ * the connection's life, and the secret does not linger in freed memory. */
+static void forget_login(struct client *cl)
+{
+	struct client_login *lg = cl->login;
+	if (lg == NULL)
+		return;
+	if (lg->secret != NULL) {
+		OPENSSL_cleanse(lg->secret, strlen(lg->secret));
+		free(lg->secret);
+	}
+	scram_server_free(lg->scram);
+	params_clear(&lg->guc);
+	free(lg);
+	cl->login = NULL;
+}
+
+const char *client_app_name(const struct client *cl)
+{
+	const char *app = params_get(pset_params(cl->tracked), "application_name");
+	return app != NULL ? app : "";
+}
+
 void client_free(struct client *cl)
 {
 	if (list_linked(&cl->worker_node)) {
@@ -170,13 +193,10 @@ void client_free(struct client *cl)
 	conn_close(&cl->conn, &cl->worker->bufs);
 	free(cl->last_sql);
 	free(cl->aborted_reason);
-	free(cl->user);
-	free(cl->database);
-	free(cl->application_name);
-	free(cl->secret);
-	params_clear(&cl->tracked);
-	params_clear(&cl->guc);
-	scram_server_free(cl->scram);
+	shared_str_put(cl->user);
+	shared_str_put(cl->database);
+	pset_put(cl->tracked);
+	forget_login(cl);
 	free(cl);
 }
 
@@ -185,14 +205,24 @@ void client_free(struct client *cl)
 static void send_params_and_ready(struct client *cl, const struct params *server_params, uint32_t pid)
 {
 	/* Tracked values the client did not ask for start at the server's. */
-	for (int i = 0; i < server_params->n; i++) {
+	const struct params *have = pset_params(cl->tracked);
+	struct params tracked = PARAMS_INIT;
+	bool ok = params_copy(&tracked, have);
+	unsigned copied = tracked.version;
+	for (int i = 0; i < server_params->n && ok; i++) {
 		const struct param *p = &server_params->items[i];
-		if (relay_is_tracked(p->name) && params_get(&cl->tracked, p->name) == NULL)
-			params_set(&cl->tracked, p->name, p->value);
+		if (relay_is_tracked(p->name) && params_get(have, p->name) == NULL)
+			ok = params_set(&tracked, p->name, p->value);
+	}
+	ok = ok && (tracked.version == copied || pset_replace(&cl->tracked, &tracked));
+	params_clear(&tracked);
+	if (!ok) {
+		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
+		return;
 	}
 	for (int i = 0; i < server_params->n; i++) {
 		const struct param *p = &server_params->items[i];
-		const char *v = relay_is_tracked(p->name) ? params_get(&cl->tracked, p->name) : p->value;
+		const char *v = relay_is_tracked(p->name) ? params_get(pset_params(cl->tracked), p->name) : p->value;
 		msg_param_status(&cl->conn.out, p->name, v != NULL ? v : p->value);
 	}
 	cl->cancel_pid = pid;
@@ -209,8 +239,9 @@ static bool can_login_without_server(struct client *cl, struct params *pool_para
 {
 	if (!pool_copy_params(cl->pool, pool_params))
 		return false;
-	for (int i = 0; i < cl->tracked.n; i++) {
-		const struct param *p = &cl->tracked.items[i];
+	const struct params *tracked = pset_params(cl->tracked);
+	for (int i = 0; i < tracked->n; i++) {
+		const struct param *p = &tracked->items[i];
 		if (strcasecmp(p->name, "application_name") == 0)
 			continue;
 		const char *have = params_get(pool_params, p->name);
@@ -229,43 +260,33 @@ static void learn_scram_keys(struct client *cl)
 {
 	uint8_t ck[SCRAM_KEY_LEN];
 	struct scram_secret sec;
-	if (cl->scram == NULL || cl->secret == NULL || !scram_server_client_key(cl->scram, ck) ||
-	    !scram_parse_secret(cl->secret, &sec))
+	struct client_login *lg = cl->login;
+	if (lg == NULL || lg->scram == NULL || lg->secret == NULL || !scram_server_client_key(lg->scram, ck) ||
+	    !scram_parse_secret(lg->secret, &sec))
 		return;
 	pool_learn_scram_keys(cl->pool, ck, sec.server_key);
 	OPENSSL_cleanse(ck, sizeof(ck));
 	OPENSSL_cleanse(&sec, sizeof(sec));
 }
 
-/* The login is over: what it needed is not kept for the connection's life. */
-static void forget_auth(struct client *cl)
-{
-	if (cl->secret != NULL) {
-		OPENSSL_cleanse(cl->secret, strlen(cl->secret));
-		free(cl->secret);
-		cl->secret = NULL;
-	}
-	scram_server_free(cl->scram);
-	cl->scram = NULL;
-}
 
 static void authenticated(struct client *cl)
 {
 	msg_auth(&cl->conn.out, 0, NULL, 0);
 	if (cl->is_admin) {
-		forget_auth(cl);
+		forget_login(cl);
 		admin_welcome(cl);
 		return;
 	}
 	const struct config *cfg = ccfg(cl);
-	cl->pool = pool_get(cfg, cl->database, cl->user, &cl->guc);
+	cl->pool = pool_get(cfg, cl->database, cl->user, &cl->login->guc);
 	if (cl->pool == NULL) {
 		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
 		return;
 	}
 	stats_gauge_move(&cl->pool->stats, SG_CLIENTS, -1, (int)cl->state);
 	learn_scram_keys(cl);
-	forget_auth(cl);
+	forget_login(cl);
 	struct params pp = PARAMS_INIT;
 	if (pool_mode_of(cl->pool) == POOL_MODE_TRANSACTION && can_login_without_server(cl, &pp)) {
 		send_params_and_ready(cl, &pp, cl->cancel_pid);
@@ -290,10 +311,20 @@ void client_login_server_ready(struct client *cl)
 	}
 	/* The server's spelling wins (client_encoding 'utf8' is reported as
 	 * 'UTF8'), as it would on a direct connection. */
-	for (int i = 0; i < cl->tracked.n; i++) {
-		const char *v = params_get(&s->params, cl->tracked.items[i].name);
-		if (v != NULL)
-			params_set(&cl->tracked, cl->tracked.items[i].name, v);
+	const struct params *have = pset_params(cl->tracked);
+	struct params tracked = PARAMS_INIT;
+	bool ok = params_copy(&tracked, have);
+	unsigned copied = tracked.version;
+	for (int i = 0; i < have->n && ok; i++) {
+		const char *v = params_get(&s->params, have->items[i].name);
+		if (v != NULL && strcmp(v, have->items[i].value) != 0)
+			ok = params_set(&tracked, have->items[i].name, v);
+	}
+	ok = ok && (tracked.version == copied || pset_replace(&cl->tracked, &tracked));
+	params_clear(&tracked);
+	if (!ok) {
+		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
+		return;
 	}
 	bool session = pool_mode_of(cl->pool) == POOL_MODE_SESSION;
 	/* In session mode the client sees its backend's real pid, so
@@ -309,13 +340,14 @@ static void apply_tracked(struct client *cl, struct server *s)
 {
 	/* Most links find the server already agreeing with the client: two
 	 * cached digests say so without comparing any string. */
-	if (relay_tracked_digest(&cl->tracked, &cl->tracked_digest) == relay_tracked_digest(&s->params, &s->tracked_digest))
+	if (relay_tracked_digest_shared(cl->tracked) == relay_tracked_digest(&s->params, &s->tracked_digest))
 		return;
+	const struct params *tracked = pset_params(cl->tracked);
 	char sql[2048];
 	size_t n = 0;
 	sql[0] = '\0';
-	for (int i = 0; i < cl->tracked.n; i++) {
-		const struct param *p = &cl->tracked.items[i];
+	for (int i = 0; i < tracked->n; i++) {
+		const struct param *p = &tracked->items[i];
 		const char *have = params_get(&s->params, p->name);
 		if (have != NULL && strcmp(have, p->value) == 0)
 			continue;
@@ -359,7 +391,6 @@ static void request_server(struct client *cl)
 {
 	struct server *s = NULL;
 	cl->wait_started = clock_now_usec();
-	cl->wait_deadline = ccfg(cl)->query_wait_timeout > 0 ? cl->wait_started + ccfg(cl)->query_wait_timeout : 0;
 	if (cl->state != CL_LOGIN_WAIT)
 		client_set_state(cl, CL_WAITING);
 	enum pool_checkout_result r = pool_checkout(cl->pool, cl, cl->worker, &s);
@@ -476,16 +507,20 @@ static void start_auth(struct client *cl)
 		client_fatal(cl, "28000", "pgsluice: no such user", NULL);
 		return;
 	}
-	cl->secret = strdup(secret);
+	cl->login->secret = strdup(secret);
+	if (cl->login->secret == NULL) {
+		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
+		return;
+	}
 	bool is_scram = strncmp(secret, "SCRAM-SHA-256$", 14) == 0;
 	client_set_state(cl, CL_AUTH);
 	if (cfg->auth_type == AUTH_PLAIN) {
-		cl->auth_step = 3;
+		cl->login->auth_step = 3;
 		msg_auth(&cl->conn.out, 3, NULL, 0);
 	} else if (cfg->auth_type == AUTH_MD5 && !is_scram) {
-		cl->auth_step = 5;
-		RAND_bytes(cl->md5_salt, 4);
-		msg_auth(&cl->conn.out, 5, cl->md5_salt, 4);
+		cl->login->auth_step = 5;
+		RAND_bytes(cl->login->md5_salt, 4);
+		msg_auth(&cl->conn.out, 5, cl->login->md5_salt, 4);
 	} else {
 		struct scram_secret sec;
 		bool ok = is_scram ? scram_parse_secret(secret, &sec)
@@ -495,8 +530,8 @@ static void start_auth(struct client *cl)
 			client_fatal(cl, "28P01", "password authentication failed", NULL);
 			return;
 		}
-		cl->scram = scram_server_new(&sec);
-		cl->auth_step = 10;
+		cl->login->scram = scram_server_new(&sec);
+		cl->login->auth_step = 10;
 		static const char mech[] = "SCRAM-SHA-256\0";
 		msg_auth(&cl->conn.out, 10, mech, sizeof(mech));
 	}
@@ -514,23 +549,23 @@ static void auth_failed(struct client *cl, const char *why)
 static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 {
 	char err[200];
-	if (cl->auth_step == 3 || cl->auth_step == 5) {
+	if (cl->login->auth_step == 3 || cl->login->auth_step == 5) {
 		if (n == 0 || body[n - 1] != '\0') {
 			client_fatal(cl, "08P01", "pgsluice: malformed password message", NULL);
 			return;
 		}
 		const char *given = (const char *)body;
 		bool ok;
-		if (cl->auth_step == 3) {
-			if (md5_is_secret(cl->secret)) {
+		if (cl->login->auth_step == 3) {
+			if (md5_is_secret(cl->login->secret)) {
 				char m[MD5_SECRET_LEN + 1];
-				ok = md5_secret(given, cl->user, m) && strcmp(m, cl->secret) == 0;
+				ok = md5_secret(given, cl->user, m) && strcmp(m, cl->login->secret) == 0;
 			} else {
-				ok = strcmp(given, cl->secret) == 0;
+				ok = strcmp(given, cl->login->secret) == 0;
 			}
 		} else {
 			char expect[MD5_SECRET_LEN + 1];
-			ok = md5_response(cl->secret, cl->user, cl->md5_salt, expect) && strcmp(expect, given) == 0;
+			ok = md5_response(cl->login->secret, cl->user, cl->login->md5_salt, expect) && strcmp(expect, given) == 0;
 		}
 		if (!ok) {
 			auth_failed(cl, "wrong password");
@@ -539,7 +574,7 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 		authenticated(cl);
 		return;
 	}
-	if (cl->auth_step == 10) {
+	if (cl->login->auth_step == 10) {
 		/* SASLInitialResponse: mechanism, int32 length, data. */
 		const char *mech = (const char *)body;
 		size_t ml = strnlen(mech, n);
@@ -553,20 +588,20 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 			return;
 		}
 		char *first = NULL;
-		if (!scram_server_first(cl->scram, (const char *)body + ml + 5, dl, &first, err, sizeof(err))) {
+		if (!scram_server_first(cl->login->scram, (const char *)body + ml + 5, dl, &first, err, sizeof(err))) {
 			client_fatal(cl, "08P01", err, NULL);
 			return;
 		}
 		msg_auth(&cl->conn.out, 11, first, strlen(first));
 		free(first);
-		cl->auth_step = 11;
+		cl->login->auth_step = 11;
 		client_flush(cl);
 		return;
 	}
-	if (cl->auth_step == 11) {
+	if (cl->login->auth_step == 11) {
 		bool proof_ok = false;
 		char *fin = NULL;
-		if (!scram_server_final(cl->scram, (const char *)body, n, &proof_ok, &fin, err, sizeof(err))) {
+		if (!scram_server_final(cl->login->scram, (const char *)body, n, &proof_ok, &fin, err, sizeof(err))) {
 			client_fatal(cl, "08P01", err, NULL);
 			return;
 		}
@@ -586,7 +621,7 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 static bool split_params(struct client *cl, struct startup *st, char *err, size_t errlen)
 {
 	const struct config *cfg = ccfg(cl);
-	struct params all = PARAMS_INIT;
+	struct params all = PARAMS_INIT, tracked = PARAMS_INIT;
 	bool ok = true;
 	for (int i = 0; i < st->params.n && ok; i++)
 		ok = params_set(&all, st->params.items[i].name, st->params.items[i].value);
@@ -599,11 +634,13 @@ static bool split_params(struct client *cl, struct startup *st, char *err, size_
 		if (strncmp(p->name, "_pq_.", 5) == 0 || config_list_contains(cfg->ignore_startup_parameters, p->name))
 			continue;
 		if (relay_is_tracked(p->name))
-			ok = params_set(&cl->tracked, p->name, p->value);
+			ok = params_set(&tracked, p->name, p->value);
 		else
-			ok = params_set(&cl->guc, p->name, p->value);
+			ok = params_set(&cl->login->guc, p->name, p->value);
 	}
+	ok = ok && pset_replace(&cl->tracked, &tracked);
 	params_clear(&all);
+	params_clear(&tracked);
 	if (!ok)
 		snprintf(err, errlen, "out of memory");
 	return ok;
@@ -617,9 +654,10 @@ static void handle_startup(struct client *cl, struct startup *st)
 		client_fatal(cl, "28000", "no PostgreSQL user name specified in startup packet", NULL);
 		return;
 	}
-	cl->user = strdup(st->user);
-	cl->database = strdup(st->database != NULL && st->database[0] ? st->database : st->user);
-	if (cl->user == NULL || cl->database == NULL) {
+	cl->user = shared_str(st->user);
+	cl->database = shared_str(st->database != NULL && st->database[0] ? st->database : st->user);
+	cl->login = calloc(1, sizeof(*cl->login));
+	if (cl->user == NULL || cl->database == NULL || cl->login == NULL) {
 		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
 		return;
 	}
@@ -671,8 +709,6 @@ static void handle_startup(struct client *cl, struct startup *st)
 		client_fatal(cl, "3D000", msg, NULL);
 		return;
 	}
-	const char *app = params_get(&cl->tracked, "application_name");
-	cl->application_name = str_dup(app);
 	start_auth(cl);
 }
 
@@ -1004,7 +1040,7 @@ static bool holds_too_long(struct client *cl, const struct config *cfg, int64_t 
 		log_client(cl, LOG_WARNING,
 		           "leak: application_name=%s holds server S-%llu (backend %u) %s for %.1fs "
 		           "(linked %.1fs ago, leak_warn_timeout=%.1fs); last statement: %s",
-		           cl->application_name ? cl->application_name : "", (unsigned long long)s->id, s->backend_pid,
+		           client_app_name(cl), (unsigned long long)s->id, s->backend_pid,
 		           s->txn_status == 'I' ? "idle" : s->txn_status == 'E' ? "idle in a failed transaction"
 		                                                                 : "idle in transaction",
 		           (double)(now - s->answered_at) / 1e6, (double)(now - s->linked_at) / 1e6,
@@ -1023,7 +1059,7 @@ static bool holds_too_long(struct client *cl, const struct config *cfg, int64_t 
 	log_client(cl, LOG_WARNING,
 	           "idle_transaction_timeout: application_name=%s idle in transaction for %.1fs (limit %.1fs) on "
 	           "backend %u: rolled back, server returned to the pool; last statement: %s",
-	           cl->application_name ? cl->application_name : "", idle, (double)cfg->idle_transaction_timeout / 1e6,
+	           client_app_name(cl), idle, (double)cfg->idle_transaction_timeout / 1e6,
 	           s->backend_pid, cl->last_sql ? cl->last_sql : "");
 	free(cl->aborted_reason);
 	cl->aborted_reason = why;
@@ -1077,7 +1113,7 @@ void client_tick(struct worker *w, int64_t now)
 		case CL_LOGIN_WAIT:
 			/* Not cl->server: another worker may be linking it right now.
 			 * Leaving the queue, under the pool lock, says whether it did. */
-			if (cl->wait_deadline > 0 && now >= cl->wait_deadline)
+			if (cfg->query_wait_timeout > 0 && now - cl->wait_started >= cfg->query_wait_timeout)
 				wait_timed_out(cl, now);
 			break;
 		case CL_IDLE:

@@ -26,7 +26,6 @@ bool conn_attach(struct conn *c, struct event_base *base, event_callback_fn read
 {
 	c->reading = c->writing = false;
 	c->write_cb = write_cb;
-	c->cb_arg = arg;
 	if (c->ev_read == NULL) {
 		c->ev_read = event_new(base, c->fd, EV_READ | EV_PERSIST, read_cb, arg);
 		return c->ev_read != NULL;
@@ -68,7 +67,8 @@ void conn_want_write(struct conn *c, bool on)
 	if (c->ev_write == NULL) {
 		if (!on)
 			return;
-		c->ev_write = event_new(event_get_base(c->ev_read), c->fd, EV_WRITE | EV_PERSIST, c->write_cb, c->cb_arg);
+		c->ev_write = event_new(event_get_base(c->ev_read), c->fd, EV_WRITE | EV_PERSIST, c->write_cb,
+		                       event_get_callback_arg(c->ev_read));
 		if (c->ev_write == NULL)
 			return; /* out of memory: the next read or tick tries again */
 	}

@@ -23,17 +23,16 @@ enum io_result { IO_OK, IO_AGAIN, IO_CLOSED, IO_ERROR };
 
 struct conn {
 	int fd;
+	int err;                /* errno of the last IO_ERROR */
 	struct event *ev_read;  /* owned; assigned to the current worker's base */
 	struct event *ev_write; /* owned; made the first time a write would block (idle connections have none) */
-	event_callback_fn write_cb; /* for ev_write, and its argument */
-	void *cb_arg;
+	event_callback_fn write_cb; /* for ev_write (its argument is ev_read's) */
 	struct buf *in;         /* lent while bytes are in flight */
 	struct msgbuf out;      /* bytes pgsluice made for this peer; sent before the peer's forwarded span */
-	size_t out_sent;
+	uint32_t out_sent;
 	uint32_t body_left;     /* bytes of the message being streamed through that are not framed yet */
 	bool body_drop;         /* those bytes are dropped, not forwarded */
 	bool reading, writing;  /* whether ev_read / ev_write are added */
-	int err;                /* errno of the last IO_ERROR */
 	uint64_t bytes_in, bytes_out; /* totals, for stats */
 };
 

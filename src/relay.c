@@ -13,6 +13,7 @@
 #include "proto/frame.h"
 #include "server.h"
 #include "util/clock.h"
+#include "util/shared.h"
 #include "worker.h"
 
 #define NAMED_STMT_MARKER "pgsluice_named_prepared_statements_unsupported_in_transaction_mode"
@@ -20,10 +21,8 @@
 static const char *const tracked_names[] = { "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
 	                                      "standard_conforming_strings", "application_name", NULL };
 
-uint64_t relay_tracked_digest(const struct params *p, struct tracked_digest *cache)
+static uint64_t tracked_digest_of(const struct params *p)
 {
-	if (cache->digest != 0 && cache->version == p->version)
-		return cache->digest;
 	uint64_t h = 1469598103934665603ull; /* FNV-1a over name=value of each tracked name, in a fixed order */
 	for (int i = 0; tracked_names[i]; i++) {
 		const char *v = params_get(p, tracked_names[i]);
@@ -33,9 +32,29 @@ uint64_t relay_tracked_digest(const struct params *p, struct tracked_digest *cac
 				h = (h ^ *c) * 1099511628211ull;
 		h = (h ^ 0x1e) * 1099511628211ull;
 	}
-	cache->digest = h != 0 ? h : 1;
-	cache->version = p->version;
+	return h != 0 ? h : 1;
+}
+
+uint64_t relay_tracked_digest(const struct params *p, struct tracked_digest *cache)
+{
+	if (cache->digest == 0 || cache->version != p->version) {
+		cache->digest = tracked_digest_of(p);
+		cache->version = p->version;
+	}
 	return cache->digest;
+}
+
+uint64_t relay_tracked_digest_shared(const struct pset *ps)
+{
+	if (ps == NULL)
+		return tracked_digest_of(pset_params(NULL));
+	/* Whichever thread asks first computes it; the value is the same for all. */
+	uint64_t d = atomic_load_explicit(&ps->digest, memory_order_relaxed);
+	if (d == 0) {
+		d = tracked_digest_of(&ps->params);
+		atomic_store_explicit(&((struct pset *)ps)->digest, d, memory_order_relaxed);
+	}
+	return d;
 }
 
 bool relay_is_tracked(const char *name)
@@ -369,7 +388,7 @@ static enum frame_step frame_server(struct server *s)
 			if (whole_needed && msg_read_param_status(body, n, &name, &value)) {
 				params_set(&s->params, name, value);
 				if (cl != NULL && relay_is_tracked(name))
-					params_set(&cl->tracked, name, value);
+					pset_set(&cl->tracked, name, value);
 			}
 			break;
 		}

@@ -13,6 +13,7 @@
 struct client;
 struct server;
 struct params;
+struct pset;
 
 /* A digest of a list's tracked parameters, recomputed only when the list
  * changed (see params.version). */
@@ -36,5 +37,7 @@ bool relay_flush_server(struct server *s);
 bool relay_is_tracked(const char *name);
 /* Equal digests: the two lists agree on every tracked parameter. */
 uint64_t relay_tracked_digest(const struct params *p, struct tracked_digest *cache);
+/* The same digest of a shared list (NULL: empty), kept in the list. */
+uint64_t relay_tracked_digest_shared(const struct pset *ps);
 
 #endif

@@ -146,7 +146,7 @@ static void describe_client(struct snapshot *snap, const struct client *cl, int6
 	row->pool = cl->pool;
 	copy_str(row->user, sizeof(row->user), cl->user);
 	copy_str(row->database, sizeof(row->database), cl->database);
-	copy_str(row->application_name, sizeof(row->application_name), cl->application_name);
+	copy_str(row->application_name, sizeof(row->application_name), client_app_name(cl));
 	row->state = client_word(cl->state);
 	row->detail = client_detail(cl->state);
 	split_addr(cl->addr, row->addr, sizeof(row->addr), &row->port);

@@ -22,7 +22,7 @@ void msgbuf_init(struct msgbuf *m, size_t max)
 	m->data = NULL;
 	m->len = 0;
 	m->cap = 0;
-	m->max = max;
+	m->max = max < UINT32_MAX ? (uint32_t)max : UINT32_MAX;
 	m->msg_start = 0;
 	m->failed = false;
 }
@@ -69,7 +69,7 @@ static bool msg_reserve(struct msgbuf *m, size_t n)
 		return false;
 	}
 	m->data = p;
-	m->cap = cap;
+	m->cap = (uint32_t)cap; /* at most max */
 	return true;
 }
 

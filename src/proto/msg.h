@@ -13,12 +13,12 @@
 #include <stdint.h>
 
 struct msgbuf {
-	uint8_t *data; /* owned, malloc'd */
-	size_t len;
-	size_t cap;
-	size_t max;      /* growth limit */
-	size_t msg_start; /* offset of the message being built */
-	bool failed;     /* sticky */
+	uint8_t *data;      /* owned, malloc'd */
+	uint32_t len;
+	uint32_t cap;
+	uint32_t max;       /* growth limit (at most 4 GiB - 1: every connection has one, so it is kept small) */
+	uint32_t msg_start; /* offset of the message being built */
+	bool failed;        /* sticky */
 };
 
 #define MSGBUF_DEFAULT_MAX (1u << 20)

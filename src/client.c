@@ -5,7 +5,6 @@
 
 #include <ctype.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -22,6 +21,7 @@
 #include "runtime.h"
 #include "server.h"
 #include "util/clock.h"
+#include "welcome.h"
 #include "worker.h"
 
 static atomic_ullong next_client_id = 1;
@@ -43,7 +43,7 @@ static const struct config *ccfg(const struct client *cl)
 	return cl->worker->gen->cfg;
 }
 
-void client_accept(struct worker *w, int fd, const char *addr, bool unix_socket)
+void client_accept(struct worker *w, int fd, const char *addr)
 {
 	struct client *cl = calloc(1, sizeof(*cl));
 	if (cl == NULL) {
@@ -54,15 +54,11 @@ void client_accept(struct worker *w, int fd, const char *addr, bool unix_socket)
 	cl->worker = w;
 	conn_init(&cl->conn, fd);
 	list_init(&cl->wait_node);
-	snprintf(cl->addr, sizeof(cl->addr), "%s", addr);
+	str_lcopy(cl->addr, addr, sizeof(cl->addr));
 	cl->connected_at = cl->last_activity = clock_now_usec();
 	list_add_tail(&w->clients, &cl->worker_node);
 	atomic_fetch_add(&rt.n_clients, 1);
 	client_set_state(cl, CL_STARTUP);
-	const struct config *cfg = ccfg(cl);
-	if (!unix_socket)
-		sock_tune_tcp(fd, cfg->tcp_keepalive, cfg->tcp_keepidle, cfg->tcp_keepintvl, cfg->tcp_keepcnt,
-		              (long)(cfg->tcp_user_timeout / 1000));
 	if (!conn_attach(&cl->conn, w->base, client_read_cb, client_write_cb, cl)) {
 		client_close(cl, "cannot create events");
 		return;
@@ -202,29 +198,13 @@ void client_free(struct client *cl)
 
 /* --- login --- */
 
-static void send_params_and_ready(struct client *cl, const struct params *server_params, uint32_t pid)
+/* The end of a login: ParameterStatus, BackendKeyData, ReadyForQuery. */
+static void welcome_client(struct client *cl, const struct welcome *wel, uint32_t pid)
 {
-	/* Tracked values the client did not ask for start at the server's. */
-	const struct params *have = pset_params(cl->tracked);
-	struct params tracked = PARAMS_INIT;
-	bool ok = params_copy(&tracked, have);
-	unsigned copied = tracked.version;
-	for (int i = 0; i < server_params->n && ok; i++) {
-		const struct param *p = &server_params->items[i];
-		if (relay_is_tracked(p->name) && params_get(have, p->name) == NULL)
-			ok = params_set(&tracked, p->name, p->value);
-	}
-	ok = ok && (tracked.version == copied || pset_replace(&cl->tracked, &tracked));
-	params_clear(&tracked);
-	if (!ok) {
-		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
-		return;
-	}
-	for (int i = 0; i < server_params->n; i++) {
-		const struct param *p = &server_params->items[i];
-		const char *v = relay_is_tracked(p->name) ? params_get(pset_params(cl->tracked), p->name) : p->value;
-		msg_param_status(&cl->conn.out, p->name, v != NULL ? v : p->value);
-	}
+	const struct pset *tracked = pset_ref(wel->tracked);
+	pset_put(cl->tracked);
+	cl->tracked = tracked;
+	msg_bytes(&cl->conn.out, wel->msgs.data, wel->msgs.len);
 	cl->cancel_pid = pid;
 	msg_backend_key(&cl->conn.out, cl->cancel_pid, cl->cancel_key);
 	msg_ready(&cl->conn.out, 'I');
@@ -233,22 +213,15 @@ static void send_params_and_ready(struct client *cl, const struct params *server
 		log_client(cl, LOG_INFO, "login ok (%s)", cl->pool ? config_pool_mode_name(pool_mode_of(cl->pool)) : "admin");
 }
 
-/* Every tracked value the client asked for is one the pool's servers
- * already reported in the same spelling: answer without a server. */
-static bool can_login_without_server(struct client *cl, struct params *pool_params)
+static void send_params_and_ready(struct client *cl, const struct params *server_params, uint32_t pid)
 {
-	if (!pool_copy_params(cl->pool, pool_params))
-		return false;
-	const struct params *tracked = pset_params(cl->tracked);
-	for (int i = 0; i < tracked->n; i++) {
-		const struct param *p = &tracked->items[i];
-		if (strcasecmp(p->name, "application_name") == 0)
-			continue;
-		const char *have = params_get(pool_params, p->name);
-		if (have == NULL || strcmp(have, p->value) != 0)
-			return false;
+	struct welcome wel;
+	if (!welcome_build(&wel, server_params, cl->tracked)) {
+		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
+		return;
 	}
-	return true;
+	welcome_client(cl, &wel, pid);
+	welcome_clear(&wel);
 }
 
 static void request_server(struct client *cl);
@@ -287,15 +260,21 @@ static void authenticated(struct client *cl)
 	stats_gauge_move(&cl->pool->stats, SG_CLIENTS, -1, (int)cl->state);
 	learn_scram_keys(cl);
 	forget_login(cl);
-	struct params pp = PARAMS_INIT;
-	if (pool_mode_of(cl->pool) == POOL_MODE_TRANSACTION && can_login_without_server(cl, &pp)) {
-		send_params_and_ready(cl, &pp, cl->cancel_pid);
-		params_clear(&pp);
-		client_set_state(cl, CL_IDLE);
-		client_flush(cl);
-		return;
+	if (pool_mode_of(cl->pool) == POOL_MODE_TRANSACTION) {
+		/* Every tracked value the client asked for is one the pool's
+		 * servers already reported in the same spelling: answer without
+		 * a server, from the worker's cached answer. */
+		const struct pset *reported = pool_server_params(cl->pool);
+		const struct welcome *wel =
+		    reported != NULL ? welcome_lookup(&cl->worker->welcomes, reported, cl->tracked) : NULL;
+		pset_put(reported); /* the cache holds its own reference */
+		if (wel != NULL && wel->without_server) {
+			welcome_client(cl, wel, cl->cancel_pid);
+			client_set_state(cl, CL_IDLE);
+			client_flush(cl);
+			return;
+		}
 	}
-	params_clear(&pp);
 	client_flush(cl);
 	client_set_state(cl, CL_LOGIN_WAIT);
 	request_server(cl);
@@ -479,15 +458,11 @@ static bool user_may_admin(const struct config *cfg, const char *user)
 
 static void make_cancel_key(struct client *cl)
 {
-	uint32_t r[2];
-	if (RAND_bytes((unsigned char *)r, sizeof(r)) != 1) {
-		r[0] = (uint32_t)random();
-		r[1] = (uint32_t)random();
-	}
+	uint32_t r = worker_random(cl->worker);
 	/* The key says which worker owns the client, so a CancelRequest
 	 * arriving on any worker goes straight to the right one. */
 	uint32_t nw = (uint32_t)rt.n_workers;
-	cl->cancel_key = r[1] - (r[1] % nw) + (uint32_t)cl->worker->id;
+	cl->cancel_key = r - (r % nw) + (uint32_t)cl->worker->id;
 	if (cl->cancel_key % nw != (uint32_t)cl->worker->id)
 		cl->cancel_key = (uint32_t)cl->worker->id;
 	cl->cancel_pid = 0x40000000u | (atomic_fetch_add(&rt.next_fake_pid, 1) & 0x3fffffffu);
@@ -519,7 +494,8 @@ static void start_auth(struct client *cl)
 		msg_auth(&cl->conn.out, 3, NULL, 0);
 	} else if (cfg->auth_type == AUTH_MD5 && !is_scram) {
 		cl->login->auth_step = 5;
-		RAND_bytes(cl->login->md5_salt, 4);
+		uint32_t salt = worker_random(cl->worker);
+		memcpy(cl->login->md5_salt, &salt, 4);
 		msg_auth(&cl->conn.out, 5, cl->login->md5_salt, 4);
 	} else {
 		struct scram_secret sec;

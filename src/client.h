@@ -94,7 +94,7 @@ const char *client_app_name(const struct client *cl);
 	        ##__VA_ARGS__)
 
 /* A new connection accepted on w. */
-void client_accept(struct worker *w, int fd, const char *addr, bool unix_socket);
+void client_accept(struct worker *w, int fd, const char *addr);
 
 /* s has been linked to cl (directly or by a hand-off that arrived). */
 void client_got_server(struct client *cl, struct server *s);

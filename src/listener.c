@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <event2/listener.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,30 +19,76 @@
 #include "conn.h"
 #include "worker.h"
 
+/* "a.b.c.d:port", "[v6]:port" or "unix", without printf: a connection
+ * storm formats one per login. */
+static void format_peer(const struct sockaddr *sa, char *out, size_t size)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+		const uint8_t *b = (const uint8_t *)&in->sin_addr;
+		char tmp[32], *p = tmp + sizeof(tmp);
+		unsigned port = ntohs(in->sin_port);
+		*--p = '\0';
+		do
+			*--p = (char)('0' + port % 10);
+		while ((port /= 10) > 0);
+		for (int i = 3; i >= 0; i--) {
+			*--p = i == 3 ? ':' : '.';
+			unsigned v = b[i];
+			do
+				*--p = (char)('0' + v % 10);
+			while ((v /= 10) > 0);
+		}
+		str_lcopy(out, p, size);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+		char ip[INET6_ADDRSTRLEN];
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(out, size, "[%s]:%d", ip, ntohs(in6->sin6_port));
+	} else {
+		str_lcopy(out, "unix", size);
+	}
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
 {
 	struct worker *w = arg;
-	char addr[64] = "unix";
-	bool is_unix = sa->sa_family == AF_UNIX;
+	char addr[CLIENT_ADDR_MAX];
 	(void)l;
 	(void)len;
-	if (sa->sa_family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)sa;
-		char ip[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-		snprintf(addr, sizeof(addr), "%s:%d", ip, ntohs(in->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-		char ip[INET6_ADDRSTRLEN];
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-		snprintf(addr, sizeof(addr), "[%s]:%d", ip, ntohs(in6->sin6_port));
-	}
 	if (w->shutting_down) {
 		close(fd);
 		return;
 	}
-	sock_set_nonblock(fd);
-	client_accept(w, fd, addr, is_unix);
+	/* libevent accepted it non-blocking and close-on-exec, and it inherited
+	 * the listening socket's TCP options (tune_client_socket): no syscall
+	 * here before the first read. */
+	format_peer(sa, addr, sizeof(addr));
+	client_accept(w, fd, addr);
+}
+
+/* Accepted sockets inherit these from the listening socket (Linux copies
+ * TCP_NODELAY, the keepalive settings and TCP_USER_TIMEOUT to the new socket). */
+static void tune_client_socket(int fd, const struct config *cfg)
+{
+	/* Both set explicitly: a reload may turn them off. */
+	int keepalive = cfg->tcp_keepalive ? 1 : 0;
+	unsigned user_timeout_ms = cfg->tcp_user_timeout > 0 ? (unsigned)(cfg->tcp_user_timeout / 1000) : 0;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &keepalive, sizeof(keepalive));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
+	sock_tune_tcp(fd, cfg->tcp_keepalive, cfg->tcp_keepidle, cfg->tcp_keepintvl, cfg->tcp_keepcnt,
+	              (long)(cfg->tcp_user_timeout / 1000));
+}
+
+void listener_tune(struct worker *w, const struct config *cfg)
+{
+	for (int i = 0; i < w->n_listeners; i++) {
+		int fd = evconnlistener_get_fd(w->listeners[i]);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family != AF_UNIX)
+			tune_client_socket(fd, cfg);
+	}
 }
 
 static bool add_listener(struct worker *w, int fd, char *err, unsigned err_size)
@@ -62,7 +110,8 @@ static bool add_listener(struct worker *w, int fd, char *err, unsigned err_size)
 	return true;
 }
 
-static bool listen_tcp(struct worker *w, const char *host, int port, char *err, unsigned err_size)
+static bool listen_tcp(struct worker *w, const struct config *cfg, const char *host, int port, char *err,
+                       unsigned err_size)
 {
 	struct addrinfo hints, *res = NULL;
 	char portstr[16];
@@ -87,6 +136,7 @@ static bool listen_tcp(struct worker *w, const char *host, int port, char *err, 
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		tune_client_socket(fd, cfg);
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
 			snprintf(err, err_size, "cannot listen on %s:%d: %s", host, port, strerror(errno));
 			close(fd);
@@ -133,7 +183,7 @@ bool listener_setup(struct worker *w, const struct config *cfg, bool with_unix, 
 		if (list == NULL)
 			return false;
 		for (char *tok = strtok_r(list, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
-			if (!listen_tcp(w, tok, cfg->listen_port, err, err_size)) {
+			if (!listen_tcp(w, cfg, tok, cfg->listen_port, err, err_size)) {
 				free(list);
 				return false;
 			}

@@ -628,18 +628,22 @@ bool pool_take_idle(struct pool *p, struct server *s)
 
 void pool_learn_params(struct pool *p, const struct params *server_params)
 {
+	const struct pset *fresh;
+	if (!pset_intern(server_params, &fresh))
+		return;
 	pthread_mutex_lock(&p->lock);
-	params_clear(&p->server_params);
-	p->have_params = params_copy(&p->server_params, server_params);
+	const struct pset *old = p->server_params;
+	p->server_params = fresh;
 	pthread_mutex_unlock(&p->lock);
+	pset_put(old);
 }
 
-bool pool_copy_params(struct pool *p, struct params *out)
+const struct pset *pool_server_params(struct pool *p)
 {
 	pthread_mutex_lock(&p->lock);
-	bool ok = p->have_params && params_copy(out, &p->server_params);
+	const struct pset *ps = pset_ref(p->server_params);
 	pthread_mutex_unlock(&p->lock);
-	return ok;
+	return ps;
 }
 
 void pool_learn_scram_keys(struct pool *p, const uint8_t ck[SCRAM_KEY_LEN], const uint8_t sk[SCRAM_KEY_LEN])
@@ -767,7 +771,7 @@ void pool_registry_destroy(bool free_idle_servers)
 		}
 		settings_free(p->set);
 		params_clear(&p->guc);
-		params_clear(&p->server_params);
+		pset_put(p->server_params);
 		free(p->db_name);
 		free(p->user_name);
 		free(p->name);

@@ -19,6 +19,7 @@
 #include "stats.h"
 #include "util/list.h"
 #include "util/params.h"
+#include "util/shared.h"
 
 struct client;
 struct server;
@@ -78,8 +79,7 @@ struct pool {
 	int n_waiting;
 	unsigned next_host;            /* round robin over hosts */
 	bool paused;                   /* PAUSE/KILL: queue everyone, hand out nothing, open nothing */
-	struct params server_params;   /* ParameterStatus seen at the latest login */
-	bool have_params;
+	const struct pset *server_params; /* ParameterStatus seen at the latest login (shared); NULL: none yet */
 	bool have_scram_keys;          /* a client proved the same SCRAM secret: keys to log in with */
 	uint8_t scram_client_key[SCRAM_KEY_LEN];
 	uint8_t scram_server_key[SCRAM_KEY_LEN];
@@ -143,7 +143,9 @@ void pool_connect_succeeded(struct pool *p);
 bool pool_take_idle(struct pool *p, struct server *s);
 /* Remember the ParameterStatus set a server reported at login. */
 void pool_learn_params(struct pool *p, const struct params *server_params);
-bool pool_copy_params(struct pool *p, struct params *out);
+/* The latest login's ParameterStatus list, with a reference for the caller
+ * (pset_put it); NULL when no server has logged in yet. */
+const struct pset *pool_server_params(struct pool *p);
 void pool_learn_scram_keys(struct pool *p, const uint8_t ck[SCRAM_KEY_LEN], const uint8_t sk[SCRAM_KEY_LEN]);
 
 /* Main-thread janitor: close idle servers past server_idle_timeout or

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "listener.h"
 #include "log.h"
 #include "pool.h"
 #include "worker.h"
@@ -77,6 +78,7 @@ void runtime_apply(struct cfg_gen *g)
 	pool_reconfigure_all(g->cfg);
 	log_set_debug(g->cfg->verbose);
 	for (int i = 0; i < rt.n_workers; i++) {
+		listener_tune(&rt.workers[i], g->cfg);
 		struct worker_msg *m = worker_msg_new(WMSG_CONFIG);
 		if (m == NULL)
 			continue;

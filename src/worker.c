@@ -5,6 +5,8 @@
 
 #include <event2/dns.h>
 #include <event2/listener.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,6 +194,20 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	server_tick(w, now);
 }
 
+uint32_t worker_random(struct worker *w)
+{
+	if (w->random_left == 0) {
+		if (RAND_bytes((unsigned char *)w->random, sizeof(w->random)) != 1) {
+			for (size_t i = 0; i < sizeof(w->random) / sizeof(w->random[0]); i++)
+				w->random[i] = (uint32_t)random() ^ ((uint32_t)random() << 16);
+		}
+		w->random_left = sizeof(w->random) / sizeof(w->random[0]);
+	}
+	uint32_t v = w->random[--w->random_left];
+	w->random[w->random_left] = 0; /* a value handed out is not kept */
+	return v;
+}
+
 bool worker_init(struct worker *w, int id, struct cfg_gen *gen)
 {
 	memset(w, 0, sizeof(*w));
@@ -278,6 +294,8 @@ void worker_destroy(struct worker *w)
 	event_free(w->reap_ev);
 	event_free(w->tick_ev);
 	buf_pool_destroy(&w->bufs);
+	OPENSSL_cleanse(w->random, sizeof(w->random));
+	welcome_cache_clear(&w->welcomes);
 	evdns_base_free(w->dns, 0);
 	event_base_free(w->base);
 	runtime_gen_release(w->gen);

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "buf.h"
+#include "welcome.h"
 #include "util/list.h"
 
 struct client;
@@ -70,11 +71,18 @@ struct worker {
 	struct list reap_servers;
 	struct buf_pool bufs;
 	struct cfg_gen *gen;           /* reference to the generation this worker uses */
+	struct welcome_cache welcomes; /* login answers (welcome.h) */
+	uint32_t random[256];          /* CSPRNG output not used yet (worker_random) */
+	unsigned random_left;
 	struct evconnlistener **listeners; /* owned */
 	int n_listeners;
 	bool shutting_down;
 	uint64_t counter;              /* for ids in log lines */
 };
+
+/* 32 random bits from OpenSSL's CSPRNG, fetched 1 KiB at a time: one
+ * RAND_bytes per login costs more than the rest of the login. */
+uint32_t worker_random(struct worker *w);
 
 /* The worker running on this thread (NULL on the main thread). */
 struct worker *worker_self(void);

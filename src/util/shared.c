@@ -177,6 +177,17 @@ void pset_put(const struct pset *ps)
 		release((struct entry *)(void *)((const char *)ps - offsetof(struct entry, set)));
 }
 
+const struct pset *pset_ref(const struct pset *ps)
+{
+	if (ps != NULL) {
+		struct entry *e = (struct entry *)(void *)((const char *)ps - offsetof(struct entry, set));
+		pthread_mutex_lock(&table.lock);
+		e->refs++;
+		pthread_mutex_unlock(&table.lock);
+	}
+	return ps;
+}
+
 const struct params *pset_params(const struct pset *ps)
 {
 	return ps != NULL ? &ps->params : &empty_params;

@@ -31,6 +31,8 @@ struct pset {
  * one reference taken; an empty p gives NULL. false on OOM (*out untouched). */
 bool pset_intern(const struct params *p, const struct pset **out);
 void pset_put(const struct pset *ps);
+/* One more reference to a list the caller holds (or knows to be held). */
+const struct pset *pset_ref(const struct pset *ps);
 /* The list's entries; an empty list for NULL. */
 const struct params *pset_params(const struct pset *ps);
 /* *slot becomes the shared list equal to p; the old one is let go. */

@@ -254,15 +254,45 @@ static void note_assignment(struct pool *p, struct client *cl)
 }
 
 /* Under p->lock: the first waiter leaves the queue linked to s. */
-static struct client *link_head_waiter(struct pool *p, struct server *s)
+static struct client *link_waiter(struct pool *p, struct client *cl, struct server *s)
 {
-	struct client *cl = container_of(list_pop_head(&p->waiters), struct client, wait_node);
+	list_del(&cl->wait_node);
 	cl->queued = false;
 	p->n_waiting--;
 	server_set_state(s, SV_ACTIVE);
 	link_pair(cl, s);
 	note_assignment(p, cl);
 	return cl;
+}
+
+static struct client *link_head_waiter(struct pool *p, struct server *s)
+{
+	return link_waiter(p, container_of(p->waiters.next, struct client, wait_node), s);
+}
+
+/* Waiters that queued within this long of the longest waiter count as
+ * arriving together. */
+#define SIMULTANEOUS_USEC 1000
+
+/* Under p->lock, waiters not empty: who gets a server that worker w returns.
+ * The longest waiter, unless one that arrived together with it lives on w:
+ * that one takes the server with no hand-off to another thread (a message,
+ * a wake-up and moving the server's events). Under load most releases find
+ * one, so the queue stays first come, first served to within a millisecond. */
+static struct client *pick_waiter(struct pool *p, struct worker *w)
+{
+	struct client *head = container_of(p->waiters.next, struct client, wait_node);
+	if (head->worker == w)
+		return head;
+	int scanned = 0;
+	for (struct list *it = head->wait_node.next; it != &p->waiters && scanned < 8; it = it->next, scanned++) {
+		struct client *cl = container_of(it, struct client, wait_node);
+		if (cl->wait_started - head->wait_started > SIMULTANEOUS_USEC)
+			break;
+		if (cl->worker == w)
+			return cl;
+	}
+	return head;
 }
 
 void pool_connect_succeeded(struct pool *p)
@@ -350,7 +380,7 @@ struct client *pool_give(struct pool *p, struct server *s, struct worker *w, boo
 	if (surplus || p->set->removed || s->epoch != atomic_load(&p->epoch)) {
 		*close_it = true;
 	} else if (!list_empty(&p->waiters) && !p->paused) {
-		cl = link_head_waiter(p, s);
+		cl = link_waiter(p, pick_waiter(p, w), s);
 		if (cl->worker != w)
 			cl->handoffs_pending++;
 	} else {

@@ -144,6 +144,37 @@ static void test_give_serves_waiters_in_arrival_order(void **state)
 	assert_int_equal(p->n_waiting, 0);
 }
 
+static void test_give_prefers_a_simultaneous_waiter_on_its_own_worker(void **state)
+{
+	struct fixture *f = *state;
+	struct pool *p = get_pool(f, "db2w", "u");
+	struct worker other;
+	memset(&other, 0, sizeof(other));
+	struct server *got;
+	/* cl0 (other worker) first; cl1 (this worker) 0.5 ms later; cl2 (other)
+	 * and cl3 (this one) 4 ms after cl0. */
+	const int64_t started[4] = { 1000000, 1000500, 1004000, 1005000 };
+	for (int i = 0; i < 4; i++) {
+		f->cl[i].worker = i % 2 == 0 ? &other : &f->w;
+		f->cl[i].wait_started = started[i];
+		pool_checkout(p, &f->cl[i], f->cl[i].worker, &got);
+	}
+	bool close_it;
+	for (int i = 0; i < 4; i++)
+		f->sv[i].pool = p;
+	/* Returned on this worker: cl1 arrived together with cl0 and needs no hand-off. */
+	assert_ptr_equal(pool_give(p, &f->sv[0], &f->w, &close_it), &f->cl[1]);
+	assert_int_equal(f->cl[1].handoffs_pending, 0);
+	/* cl3 is on this worker too, but 4 ms behind cl0: cl0 is served first. */
+	assert_ptr_equal(pool_give(p, &f->sv[1], &f->w, &close_it), &f->cl[0]);
+	assert_int_equal(f->cl[0].handoffs_pending, 1);
+	assert_ptr_equal(pool_give(p, &f->sv[2], &other, &close_it), &f->cl[2]);
+	assert_ptr_equal(pool_give(p, &f->sv[3], &other, &close_it), &f->cl[3]);
+	assert_int_equal(p->n_waiting, 0);
+	for (int i = 0; i < 4; i++)
+		f->cl[i].worker = &f->w;
+}
+
 static void test_idle_server_is_checked_out_again(void **state)
 {
 	struct fixture *f = *state;
@@ -270,6 +301,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_same_key_same_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_pool_queues_and_launches_up_to_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_give_serves_waiters_in_arrival_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_give_prefers_a_simultaneous_waiter_on_its_own_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_server_is_checked_out_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leave_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_connect_fails_whole_queue, setup, teardown),

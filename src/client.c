@@ -43,7 +43,7 @@ static const struct config *ccfg(const struct client *cl)
 	return cl->worker->gen->cfg;
 }
 
-void client_accept(struct worker *w, int fd, const char *addr)
+void client_accept(struct worker *w, int fd, const char *addr, bool data_waiting)
 {
 	struct client *cl = calloc(1, sizeof(*cl));
 	if (cl == NULL) {
@@ -64,6 +64,8 @@ void client_accept(struct worker *w, int fd, const char *addr)
 		return;
 	}
 	conn_want_read(&cl->conn, true);
+	if (data_waiting)
+		client_read_cb(fd, EV_READ, cl);
 }
 
 bool client_flush(struct client *cl)

@@ -93,8 +93,9 @@ const char *client_app_name(const struct client *cl);
 	        (cl)->database ? (cl)->database : "-", (cl)->user ? (cl)->user : "-", (cl)->addr,       \
 	        ##__VA_ARGS__)
 
-/* A new connection accepted on w. */
-void client_accept(struct worker *w, int fd, const char *addr);
+/* A new connection accepted on w; data_waiting: its first bytes are
+ * most likely in already (read them at once). */
+void client_accept(struct worker *w, int fd, const char *addr, bool data_waiting);
 
 /* s has been linked to cl (directly or by a hand-off that arrived). */
 void client_got_server(struct client *cl, struct server *s);

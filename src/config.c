@@ -126,6 +126,7 @@ static const struct config_key keys[] = {
     {"tcp_keepintvl", CFG_INT, OFF(tcp_keepintvl), "10", 0, 32767, CFG_RELOAD, NULL},
     {"tcp_keepcnt", CFG_INT, OFF(tcp_keepcnt), "3", 0, 127, CFG_RELOAD, NULL},
     {"tcp_user_timeout", CFG_DURATION_MS, OFF(tcp_user_timeout), "30s", 0, DAYS(1), CFG_RELOAD, NULL},
+    {"tcp_defer_accept", CFG_INT, OFF(tcp_defer_accept), "1", 0, INT_MAX, CFG_RELOAD, NULL},
 
     /* logging and statistics */
     {"log_connections", CFG_BOOL, OFF(log_connections), "1", 0, 0, CFG_RELOAD, NULL},
@@ -151,7 +152,7 @@ static const struct config_key keys[] = {
     {"listen_backlog", CFG_INT, NO_STORE, "128", 0, INT_MAX, CFG_COMPAT, NULL},
     {"sbuf_loopcnt", CFG_INT, NO_STORE, "5", 0, INT_MAX, CFG_COMPAT, NULL},
     {"so_reuseport", CFG_BOOL, NO_STORE, "0", 0, 0, CFG_COMPAT, NULL},
-    {"tcp_defer_accept", CFG_INT, NO_STORE, "1", 0, INT_MAX, CFG_COMPAT, NULL},
+
     {"tcp_socket_buffer", CFG_INT, NO_STORE, "0", 0, INT_MAX, CFG_COMPAT, NULL},
     {"pkt_buf", CFG_INT, NO_STORE, "4096", 0, INT_MAX, CFG_COMPAT, NULL},
     {"max_packet_size", CFG_INT, NO_STORE, "2147483647", 0, UINT32_MAX, CFG_COMPAT, NULL},

@@ -96,6 +96,7 @@ struct config {
 	bool tcp_keepalive;              /* 1 */
 	int tcp_keepidle, tcp_keepintvl, tcp_keepcnt; /* 0 = kernel default */
 	pgs_usec_t tcp_user_timeout;     /* 0 = kernel default */
+	int tcp_defer_accept;            /* non-zero: TCP_DEFER_ACCEPT on the listening sockets (1) */
 	char *ignore_startup_parameters; /* comma list, may be NULL */
 	int max_prepared_statements;     /* 0 */
 	bool log_connections, log_disconnections; /* 1, 1 */

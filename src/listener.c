@@ -17,6 +17,7 @@
 
 #include "client.h"
 #include "conn.h"
+#include "runtime.h"
 #include "worker.h"
 
 /* "a.b.c.d:port", "[v6]:port" or "unix", without printf: a connection
@@ -62,9 +63,11 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	/* libevent accepted it non-blocking and close-on-exec, and it inherited
 	 * the listening socket's TCP options (tune_client_socket): no syscall
-	 * here before the first read. */
+	 * here before the first read. With tcp_defer_accept the kernel reported
+	 * the connection only once its first bytes (the startup packet) were
+	 * in: read them now, without another trip through epoll. */
 	format_peer(sa, addr, sizeof(addr));
-	client_accept(w, fd, addr);
+	client_accept(w, fd, addr, sa->sa_family != AF_UNIX && w->gen->cfg->tcp_defer_accept != 0);
 }
 
 /* Accepted sockets inherit these from the listening socket (Linux copies
@@ -78,6 +81,9 @@ static void tune_client_socket(int fd, const struct config *cfg)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
 	sock_tune_tcp(fd, cfg->tcp_keepalive, cfg->tcp_keepidle, cfg->tcp_keepintvl, cfg->tcp_keepcnt,
 	              (long)(cfg->tcp_user_timeout / 1000));
+	/* As PgBouncer does: wait up to 45 s for the client's first bytes. */
+	int defer = cfg->tcp_defer_accept != 0 ? 45 : 0;
+	setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
 }
 
 void listener_tune(struct worker *w, const struct config *cfg)

@@ -7,7 +7,9 @@ import os
 import re
 import socket
 import subprocess
+import time
 
+import pgwire
 from helpers import wait_until
 
 
@@ -57,3 +59,38 @@ def test_client_sockets_inherit_keepalive_and_reload_changes_it(sluice):
         # The connection made before the reload keeps what it had.
         assert wait_until(lambda: keepalive_seconds(pooler_side(s, c)) is not None, timeout=5)
         c.execute("select 1")
+
+
+def clients_listed(s):
+    """Client connections the pooler knows of (SHOW CLIENTS), the admin's own excluded."""
+    with s.connect(user="postgres", db="pgsluice") as c:
+        cur = c.execute("SHOW CLIENTS")
+        names = [d.name for d in cur.description]
+        return [r for r in (dict(zip(names, row)) for row in cur.fetchall()) if r["database"] != "pgsluice"]
+
+
+def test_defer_accept_hides_silent_connections_until_they_speak(sluice):
+    """With tcp_defer_accept (the default, as in PgBouncer) a connection that
+    has sent nothing is not handed to the pooler at all: it costs no client
+    slot and no wake-up. The startup packet, once sent, is read at once and
+    the login completes. With tcp_defer_accept = 0 the same silent connection
+    is a client in the startup state."""
+    s = sluice()
+    silent = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    try:
+        time.sleep(0.5)
+        assert clients_listed(s) == [], "a connection that sent nothing was accepted"
+        c = pgwire.Conn(silent)
+        c.startup("app", "appdb")
+        r = c.query("select 7")
+        assert r.errors == [] and len(r.rows) == 1, r
+        assert len(clients_listed(s)) == 1
+    finally:
+        silent.close()
+
+    s.rewrite({"tcp_defer_accept": 0})
+    s.reload()
+    s.wait_log(r"reload done", timeout=5)
+    with socket.create_connection(("127.0.0.1", s.port), timeout=5):
+        assert wait_until(lambda: len(clients_listed(s)) == 1, timeout=5), \
+            "with tcp_defer_accept = 0 a silent connection should be accepted"

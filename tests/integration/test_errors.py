@@ -222,7 +222,10 @@ def test_idle_transaction_timeout_is_25P03_and_rollback_recovers(sluice):
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("send", [b"", b"\x00\x00", b"\x00\x00\x00\x08\x00\x03"], ids=["nothing", "2bytes", "partial"])
 def test_client_login_timeout_closes_silent_connection(sluice, send):
-    s = sluice({"client_login_timeout": 1})
+    # With tcp_defer_accept (the default) a connection that sends nothing is
+    # held by the kernel and never reaches the pooler (test_client_sockets.py);
+    # without it, client_login_timeout must close it.
+    s = sluice({"client_login_timeout": 1, "tcp_defer_accept": 0 if not send else 1})
     sock = socket.create_connection(("127.0.0.1", s.port), timeout=5)
     try:
         if send:

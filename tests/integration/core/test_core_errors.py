@@ -74,6 +74,7 @@ def test_client_login_timeout(sluice):
     s = sluice({"client_login_timeout": 1})
     sock = socket.create_connection(("127.0.0.1", s.port))
     sock.settimeout(5)
+    sock.sendall(b"\x00\x00\x00")  # the start of a startup packet, never finished
     t0 = time.time()
     assert sock.recv(100) == b""
     assert time.time() - t0 < 3.5

@@ -314,7 +314,11 @@ enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struc
 	int64_t now = clock_now_usec();
 	int64_t delay = p->set->check_delay;
 	/* Idle servers are kept most recent first: the head is the freshest. */
-	if (!list_empty(&p->idle) && list_empty(&p->waiters) && !p->paused) {
+	/* Waiters that only wait for a server being checked do not hold the
+	 * others back: with them alone in the queue, an idle server is handed
+	 * out at once. Otherwise the queue, once started by a check, would feed
+	 * itself while idle servers sat unused. */
+	if (!list_empty(&p->idle) && p->n_waiting <= p->n_testing && !p->paused) {
 		/* Prefer a fresh server already on this worker: no cross-thread event move. */
 		struct server *pick = NULL;
 		int scanned = 0;
@@ -336,6 +340,7 @@ enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struc
 			/* Idle too long to trust: the client queues while it is checked;
 			 * whichever server is ready first serves it. */
 			server_set_state(pick, SV_TESTING);
+			p->n_testing++;
 			list_add_tail(&p->waiters, &cl->wait_node);
 			cl->queued = true;
 			p->n_waiting++;
@@ -374,6 +379,8 @@ struct client *pool_give(struct pool *p, struct server *s, struct worker *w, boo
 	struct client *cl = NULL;
 	*close_it = false;
 	pthread_mutex_lock(&p->lock);
+	if (s->state == SV_TESTING)
+		p->n_testing--;
 	/* Above the size (reserve connections, a smaller size after a reload),
 	 * a server still serves the queue, and is closed once nobody waits. */
 	bool surplus = p->n_servers > p->set->pool_size && (list_empty(&p->waiters) || p->paused);
@@ -431,6 +438,8 @@ bool pool_server_closed(struct pool *p, struct server *s)
 	pthread_mutex_lock(&p->lock);
 	if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
 		p->n_connecting--;
+	if (s->state == SV_TESTING)
+		p->n_testing--;
 	if (list_linked(&s->pool_node)) {
 		list_del(&s->pool_node);
 		p->n_idle--;

@@ -77,6 +77,7 @@ struct pool {
 	int n_connecting;
 	int n_idle;
 	int n_waiting;
+	int n_testing;                 /* servers being checked (SV_TESTING), each for a queued client */
 	unsigned next_host;            /* round robin over hosts */
 	bool paused;                   /* PAUSE/KILL: queue everyone, hand out nothing, open nothing */
 	const struct pset *server_params; /* ParameterStatus seen at the latest login (shared); NULL: none yet */

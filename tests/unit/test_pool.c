@@ -201,6 +201,45 @@ static void test_idle_server_is_checked_out_again(void **state)
 	assert_int_equal(f->sv[0].state, SV_ACTIVE);
 }
 
+static void test_a_check_in_flight_does_not_queue_the_next_client(void **state)
+{
+	/* Two servers idle past server_check_delay. The first client's checkout
+	 * checks one and queues for it; the next client must not queue behind
+	 * it while the other server sits idle (that queue used to feed itself:
+	 * every later checkout queued and idle servers stayed unused). */
+	struct fixture *f = *state;
+	struct pool *p = get_pool(f, "db3c", "u");
+	struct server *got;
+	bool close_it;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pool_checkout(p, &f->cl[i], &f->w, &got), POOL_WAIT_LAUNCH);
+		pthread_mutex_lock(&p->lock);
+		p->n_connecting--;
+		pthread_mutex_unlock(&p->lock);
+		f->sv[i].pool = p;
+		assert_ptr_equal(pool_give(p, &f->sv[i], &f->w, &close_it), &f->cl[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		f->cl[i].server = NULL;
+		f->sv[i].client = NULL;
+		assert_null(pool_give(p, &f->sv[i], &f->w, &close_it));
+		f->sv[i].idle_since -= p->set->check_delay + 1000000; /* stale */
+	}
+	assert_int_equal(p->n_idle, 2);
+	assert_int_equal(pool_checkout(p, &f->cl[2], &f->w, &got), POOL_WAIT_CHECK);
+	assert_int_equal(got->state, SV_TESTING);
+	assert_int_equal(p->n_testing, 1);
+	assert_int_equal(p->n_waiting, 1);
+	/* The next client takes (and checks) the other idle server. */
+	assert_int_equal(pool_checkout(p, &f->cl[3], &f->w, &got), POOL_WAIT_CHECK);
+	assert_int_equal(p->n_testing, 2);
+	assert_int_equal(p->n_idle, 0);
+	/* A check that ends hands its server to the first waiter. */
+	assert_ptr_equal(pool_give(p, got, &f->w, &close_it), &f->cl[2]);
+	assert_int_equal(p->n_testing, 1);
+	assert_int_equal(p->n_waiting, 1);
+}
+
 static void test_leave_queue(void **state)
 {
 	struct fixture *f = *state;
@@ -303,6 +342,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_give_serves_waiters_in_arrival_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_give_prefers_a_simultaneous_waiter_on_its_own_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_server_is_checked_out_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_check_in_flight_does_not_queue_the_next_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leave_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_connect_fails_whole_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_db_connections_across_users, setup, teardown),

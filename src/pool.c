@@ -270,15 +270,15 @@ static struct client *link_head_waiter(struct pool *p, struct server *s)
 	return link_waiter(p, container_of(p->waiters.next, struct client, wait_node), s);
 }
 
-/* Waiters that queued within this long of the longest waiter count as
+/* Waiters that queued within this long (0.25 ms) of the longest waiter count as
  * arriving together. */
-#define SIMULTANEOUS_USEC 1000
+#define SIMULTANEOUS_USEC 250
 
 /* Under p->lock, waiters not empty: who gets a server that worker w returns.
  * The longest waiter, unless one that arrived together with it lives on w:
  * that one takes the server with no hand-off to another thread (a message,
  * a wake-up and moving the server's events). Under load most releases find
- * one, so the queue stays first come, first served to within a millisecond. */
+ * one, so the queue stays first come, first served to within 0.25 ms. */
 static struct client *pick_waiter(struct pool *p, struct worker *w)
 {
 	struct client *head = container_of(p->waiters.next, struct client, wait_node);

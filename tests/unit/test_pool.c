@@ -151,9 +151,9 @@ static void test_give_prefers_a_simultaneous_waiter_on_its_own_worker(void **sta
 	struct worker other;
 	memset(&other, 0, sizeof(other));
 	struct server *got;
-	/* cl0 (other worker) first; cl1 (this worker) 0.5 ms later; cl2 (other)
+	/* cl0 (other worker) first; cl1 (this worker) 0.2 ms later; cl2 (other)
 	 * and cl3 (this one) 4 ms after cl0. */
-	const int64_t started[4] = { 1000000, 1000500, 1004000, 1005000 };
+	const int64_t started[4] = { 1000000, 1000200, 1004000, 1005000 };
 	for (int i = 0; i < 4; i++) {
 		f->cl[i].worker = i % 2 == 0 ? &other : &f->w;
 		f->cl[i].wait_started = started[i];

@@ -295,13 +295,12 @@ void client_login_server_ready(struct client *cl)
 	const struct params *have = pset_params(cl->tracked);
 	struct params tracked = PARAMS_INIT;
 	bool ok = params_copy(&tracked, have);
-	unsigned copied = tracked.version;
 	for (int i = 0; i < have->n && ok; i++) {
 		const char *v = params_get(&s->params, have->items[i].name);
 		if (v != NULL && strcmp(v, have->items[i].value) != 0)
 			ok = params_set(&tracked, have->items[i].name, v);
 	}
-	ok = ok && (tracked.version == copied || pset_replace(&cl->tracked, &tracked));
+	ok = ok && pset_replace(&cl->tracked, &tracked); /* an equal list is the same shared entry */
 	params_clear(&tracked);
 	if (!ok) {
 		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);

@@ -219,11 +219,13 @@ bool sock_set_nonblock(int fd)
 
 void sock_tune_tcp(int fd, bool keepalive, int idle, int intvl, int cnt, long user_timeout_ms)
 {
-	int one = 1;
+	int one = 1, ka = keepalive ? 1 : 0;
 	/* Small protocol messages must not wait for Nagle's timer. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* Keepalive and the user timeout are set even when off: a listening
+	 * socket re-tuned by a reload passes them on to accepted sockets. */
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &ka, sizeof(ka));
 	if (keepalive) {
-		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 		if (idle > 0)
 			setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
 		if (intvl > 0)
@@ -231,8 +233,6 @@ void sock_tune_tcp(int fd, bool keepalive, int idle, int intvl, int cnt, long us
 		if (cnt > 0)
 			setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 	}
-	if (user_timeout_ms > 0) {
-		unsigned int t = (unsigned int)user_timeout_ms;
-		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &t, sizeof(t));
-	}
+	unsigned int t = user_timeout_ms > 0 ? (unsigned int)user_timeout_ms : 0;
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &t, sizeof(t));
 }

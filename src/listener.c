@@ -74,11 +74,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
  * TCP_NODELAY, the keepalive settings and TCP_USER_TIMEOUT to the new socket). */
 static void tune_client_socket(int fd, const struct config *cfg)
 {
-	/* Both set explicitly: a reload may turn them off. */
-	int keepalive = cfg->tcp_keepalive ? 1 : 0;
-	unsigned user_timeout_ms = cfg->tcp_user_timeout > 0 ? (unsigned)(cfg->tcp_user_timeout / 1000) : 0;
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &keepalive, sizeof(keepalive));
-	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
 	sock_tune_tcp(fd, cfg->tcp_keepalive, cfg->tcp_keepidle, cfg->tcp_keepintvl, cfg->tcp_keepcnt,
 	              (long)(cfg->tcp_user_timeout / 1000));
 	/* As PgBouncer does: wait up to 45 s for the client's first bytes. */

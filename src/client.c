@@ -370,7 +370,7 @@ void client_got_server(struct client *cl, struct server *s)
 static void request_server(struct client *cl)
 {
 	struct server *s = NULL;
-	cl->wait_started = clock_now_usec();
+	cl->wait_started = clock_event_usec();
 	if (cl->state != CL_LOGIN_WAIT)
 		client_set_state(cl, CL_WAITING);
 	enum pool_checkout_result r = pool_checkout(cl->pool, cl, cl->worker, &s);
@@ -809,7 +809,7 @@ bool client_next_request(struct client *cl, struct frame *f, const uint8_t **bod
 		client_fatal(cl, "08P01", "pgsluice: invalid message from client", NULL);
 		return false;
 	}
-	cl->last_activity = clock_now_usec();
+	cl->last_activity = clock_event_usec();
 	if (f->type == 'X') {
 		client_close(cl, "client sent Terminate");
 		return false;
@@ -885,15 +885,12 @@ static void idle_input(struct client *cl)
 	request_server(cl);
 }
 
-static void client_read_cb(evutil_socket_t fd, short what, void *arg)
+static void client_readable(struct client *cl)
 {
-	struct client *cl = arg;
-	(void)fd;
-	(void)what;
 	if (cl->closing)
 		return;
 	if (cl->state == CL_ACTIVE && cl->server != NULL) {
-		cl->last_activity = clock_now_usec();
+		cl->last_activity = clock_event_usec();
 		relay_client_readable(cl);
 		return;
 	}
@@ -909,7 +906,7 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 		client_close(cl, r == IO_CLOSED ? "client closed the connection" : "client read error");
 		return;
 	}
-	cl->last_activity = clock_now_usec();
+	cl->last_activity = clock_event_usec();
 	switch (cl->state) {
 	case CL_STARTUP:
 		read_startup(cl);
@@ -930,6 +927,15 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 		conn_release_in(&cl->conn, &cl->worker->bufs);
 }
 
+static void client_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	int64_t outer = clock_event_begin();
+	client_readable(arg);
+	clock_event_end(outer);
+}
+
 static void client_write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *cl = arg;
@@ -937,10 +943,12 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (cl->closing)
 		return;
+	int64_t outer = clock_event_begin();
 	if (cl->state == CL_ACTIVE && cl->server != NULL)
 		relay_client_writable(cl);
 	else
 		client_flush(cl);
+	clock_event_end(outer);
 }
 
 /* --- timeouts --- */

@@ -246,9 +246,13 @@ static void link_pair(struct client *cl, struct server *s)
 /* Under p->lock: cl has just been linked to a server. */
 static void note_assignment(struct pool *p, struct client *cl)
 {
-	int64_t waited = cl->wait_started > 0 ? clock_now_usec() - cl->wait_started : 0;
+	/* Both instants may come from callback-start readings on two threads
+	 * (clock_event_usec): a few microseconds either way, never below 0. */
+	int64_t waited = cl->wait_started > 0 ? clock_event_usec() - cl->wait_started : 0;
+	if (waited < 0)
+		waited = 0;
 	stats_add(&p->stats, ST_ASSIGN, 1);
-	stats_add(&p->stats, ST_WAIT_USEC, (uint64_t)(waited > 0 ? waited : 0));
+	stats_add(&p->stats, ST_WAIT_USEC, (uint64_t)waited);
 	stats_observe(&p->stats, SH_WAIT, waited);
 	stats_note_max(&p->stats.wait_max_usec, waited);
 }
@@ -311,7 +315,7 @@ enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struc
 	enum pool_checkout_result r = POOL_WAIT;
 	*out = NULL;
 	pthread_mutex_lock(&p->lock);
-	int64_t now = clock_now_usec();
+	int64_t now = clock_event_usec();
 	int64_t delay = p->set->check_delay;
 	/* Idle servers are kept most recent first: the head is the freshest. */
 	/* Waiters that only wait for a server being checked do not hold the
@@ -392,7 +396,7 @@ struct client *pool_give(struct pool *p, struct server *s, struct worker *w, boo
 			cl->handoffs_pending++;
 	} else {
 		server_set_state(s, SV_IDLE);
-		s->idle_since = clock_now_usec();
+		s->idle_since = clock_event_usec();
 		/* Armed before the server becomes visible on the idle list, so no
 		 * other thread can take it while its watch is half set up. */
 		server_arm_idle_watch(s, w);

@@ -173,7 +173,7 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 		const uint8_t *body = b->data + b->scan + 5;
 		size_t body_have = (have < total ? have : total) - 5;
 		if ((f.type == 'Q' || f.type == 'F' || f.type == 'S') && s->pending_rfq == 0) {
-			s->busy_since = clock_now_usec();
+			s->busy_since = clock_event_usec();
 			s->timeout_cancel_sent = false;
 			if (s->xact_started == 0)
 				s->xact_started = s->busy_since;
@@ -318,7 +318,7 @@ static void count_answer(struct server *s)
 	stats_add(st, ST_QUERY, 1);
 	if (s->pending_rfq > 0)
 		return;
-	int64_t now = clock_now_usec();
+	int64_t now = clock_event_usec();
 	s->answered_at = now;
 	stats_add(st, ST_QUERY_USEC, (uint64_t)(now - s->busy_since));
 	if (s->txn_status == 'I' && s->xact_started > 0) {

@@ -585,11 +585,8 @@ static void login_read(struct server *s)
 
 /* --- events --- */
 
-static void server_read_cb(evutil_socket_t fd, short what, void *arg)
+static void server_readable(struct server *s)
 {
-	struct server *s = arg;
-	(void)fd;
-	(void)what;
 	/* Only this loop sets idle_watch, or another after deleting this
 	 * event (which waits for this callback): no race on it. */
 	if (s->idle_watch) {
@@ -617,17 +614,28 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void server_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	int64_t outer = clock_event_begin();
+	server_readable(arg);
+	clock_event_end(outer);
+}
+
 static void server_write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *s = arg;
 	(void)fd;
 	(void)what;
+	int64_t outer = clock_event_begin();
 	if (s->state == SV_CONNECTING) {
 		conn_want_write(&s->conn, false);
 		connected(s);
-		return;
+	} else {
+		relay_server_writable(s);
 	}
-	relay_server_writable(s);
+	clock_event_end(outer);
 }
 
 /* An idle server must never be readable: anything there is an unsolicited
@@ -680,7 +688,7 @@ void server_arm_idle_watch(struct server *s, struct worker *w)
 void server_attach(struct server *s, struct worker *w)
 {
 	take_events(s, w);
-	s->linked_at = s->answered_at = clock_now_usec();
+	s->linked_at = s->answered_at = clock_event_usec();
 }
 
 void server_return_to_pool(struct server *s)
@@ -816,7 +824,7 @@ void server_note_unlink(struct server *s)
 {
 	if (s->linked_at == 0)
 		return;
-	int64_t held = clock_now_usec() - s->linked_at;
+	int64_t held = clock_event_usec() - s->linked_at;
 	stats_observe(&s->pool->stats, SH_HOLD, held);
 	stats_note_max(&s->pool->stats.hold_max_usec, held);
 	s->linked_at = 0;

@@ -174,6 +174,7 @@ static void inbox_cb(evutil_socket_t fd, short what, void *arg)
 		list_init(&w->inbox);
 	}
 	pthread_mutex_unlock(&w->inbox_lock);
+	int64_t outer = clock_event_begin();
 	struct list *n;
 	while ((n = list_pop_head(&batch)) != NULL) {
 		struct worker_msg *m = container_of(n, struct worker_msg, node);
@@ -182,6 +183,7 @@ static void inbox_cb(evutil_socket_t fd, short what, void *arg)
 			runtime_gen_release(m->gen);
 		worker_msg_free(m);
 	}
+	clock_event_end(outer);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)

@@ -42,9 +42,12 @@ bool conn_on_base(const struct conn *c, const struct event_base *base)
 
 void conn_detach(struct conn *c)
 {
-	if (c->ev_read != NULL)
+	/* Events not added are not touched: their base may be another worker's,
+	 * and libevent would take that loop's lock, which a descheduled thread
+	 * may hold (a server handed on was detached by the worker it left). */
+	if (c->ev_read != NULL && c->reading)
 		event_del(c->ev_read);
-	if (c->ev_write != NULL)
+	if (c->ev_write != NULL && c->writing)
 		event_del(c->ev_write);
 	c->reading = c->writing = false;
 }

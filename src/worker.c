@@ -1,14 +1,19 @@
 /* worker.c — the event-loop threads. Other threads talk to a worker only
- * through its inbox: a locked list plus a libevent user event made active
- * from the sender's thread, which wakes the loop. */
+ * through its inbox: a locked list plus an eventfd the sender writes to
+ * wake the loop. The sender never takes the receiving loop's libevent
+ * lock, which that loop holds whenever it runs outside a callback: a
+ * worker descheduled there would stall every worker posting to it. */
 #include "worker.h"
 
 #include <event2/dns.h>
 #include <event2/listener.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "log.h"
@@ -73,7 +78,16 @@ void worker_post(struct worker *w, struct worker_msg *m)
 	pthread_mutex_lock(&w->inbox_lock);
 	list_add_tail(&w->inbox, &m->node);
 	pthread_mutex_unlock(&w->inbox_lock);
-	event_active(w->inbox_ev, EV_READ, 0);
+	if (worker_self() == w) {
+		event_active(w->inbox_ev, EV_READ, 0);
+		return;
+	}
+	/* One write wakes the loop for everything posted until it reads. */
+	if (!atomic_exchange_explicit(&w->inbox_signalled, true, memory_order_acq_rel)) {
+		uint64_t one = 1;
+		while (write(w->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+		}
+	}
 }
 
 void worker_reap_client(struct worker *w, struct client *cl)
@@ -164,6 +178,15 @@ static void inbox_cb(evutil_socket_t fd, short what, void *arg)
 	struct list batch;
 	(void)fd;
 	(void)what;
+	/* Drain the eventfd, then lower the flag, then take the list. In that
+	 * order a sender whose write was drained here posted before the take
+	 * (its message is in this batch), and any later sender sees the flag
+	 * down and writes again. Lowered before the drain instead, a write
+	 * drained here could leave the flag up with nothing left to wake us. */
+	uint64_t count;
+	while (read(w->wake_fd, &count, sizeof(count)) < 0 && errno == EINTR) {
+	}
+	atomic_store_explicit(&w->inbox_signalled, false, memory_order_seq_cst);
 	list_init(&batch);
 	pthread_mutex_lock(&w->inbox_lock);
 	if (!list_empty(&w->inbox)) {
@@ -213,6 +236,7 @@ uint32_t worker_random(struct worker *w)
 bool worker_init(struct worker *w, int id, struct cfg_gen *gen)
 {
 	memset(w, 0, sizeof(*w));
+	w->wake_fd = -1;
 	w->id = id;
 	w->gen = gen;
 	pthread_mutex_init(&w->inbox_lock, NULL);
@@ -229,13 +253,17 @@ bool worker_init(struct worker *w, int id, struct cfg_gen *gen)
 		w->dns = evdns_base_new(w->base, 0); /* no resolv.conf: /etc/hosts still works */
 	if (w->dns == NULL)
 		return false;
-	w->inbox_ev = event_new(w->base, -1, EV_PERSIST, inbox_cb, w);
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wake_fd < 0)
+		return false;
+	w->inbox_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, inbox_cb, w);
 	w->reap_ev = event_new(w->base, -1, EV_PERSIST, reap_cb, w);
 	w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
 	if (w->inbox_ev == NULL || w->reap_ev == NULL || w->tick_ev == NULL)
 		return false;
 	struct timeval tv = { 0, WORKER_TICK_USEC };
 	event_add(w->tick_ev, &tv);
+	event_add(w->inbox_ev, NULL);
 	return true;
 }
 
@@ -293,6 +321,8 @@ void worker_destroy(struct worker *w)
 		worker_msg_free(msg);
 	}
 	event_free(w->inbox_ev);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
 	event_free(w->reap_ev);
 	event_free(w->tick_ev);
 	buf_pool_destroy(&w->bufs);

@@ -9,6 +9,7 @@
 #define PGS_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -60,7 +61,9 @@ struct worker {
 	pthread_t thread;
 	struct event_base *base;       /* owned */
 	struct evdns_base *dns;        /* owned; resolves server host names without blocking */
-	struct event *inbox_ev;        /* owned; activated from other threads */
+	struct event *inbox_ev;        /* owned; reads wake_fd, or made active by this thread */
+	int wake_fd;                   /* owned; eventfd other threads write to wake the loop */
+	atomic_bool inbox_signalled;   /* wake_fd written and not yet read: no second write */
 	struct event *reap_ev;         /* owned; frees the reap list after the current batch */
 	struct event *tick_ev;         /* owned; janitor tick for this worker's clients and servers */
 	pthread_mutex_t inbox_lock;    /* guards inbox only; a leaf lock */

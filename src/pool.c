@@ -247,7 +247,8 @@ static void link_pair(struct client *cl, struct server *s)
 static void note_assignment(struct pool *p, struct client *cl)
 {
 	/* Both instants may come from callback-start readings on two threads
-	 * (clock_event_usec): a few microseconds either way, never below 0. */
+	 * (clock_event_usec), each early by up to its callback's length: the
+	 * difference may come out below 0, and counts as 0. */
 	int64_t waited = cl->wait_started > 0 ? clock_event_usec() - cl->wait_started : 0;
 	if (waited < 0)
 		waited = 0;
@@ -310,6 +311,15 @@ void pool_connect_succeeded(struct pool *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* Whether idle server s must pass server_check_query before use. now is
+ * the start of the caller's callback (clock_event_usec) and idle_since that
+ * of another worker's, so the difference may be slightly negative: a delay
+ * of 0 means every time, whatever the difference. */
+static bool idle_too_long(const struct server *s, int64_t delay, int64_t now)
+{
+	return delay == 0 || (delay > 0 && now - s->idle_since > delay);
+}
+
 enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struct worker *w, struct server **out)
 {
 	enum pool_checkout_result r = POOL_WAIT;
@@ -331,7 +341,7 @@ enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struc
 			struct server *s = container_of(it, struct server, pool_node);
 			if (pick == NULL)
 				pick = s;
-			if (s->worker == w && (delay < 0 || now - s->idle_since <= delay)) {
+			if (s->worker == w && !idle_too_long(s, delay, now)) {
 				pick = s;
 				break;
 			}
@@ -340,7 +350,7 @@ enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struc
 		}
 		list_del(&pick->pool_node);
 		p->n_idle--;
-		if (delay >= 0 && now - pick->idle_since > delay) {
+		if (idle_too_long(pick, delay, now)) {
 			/* Idle too long to trust: the client queues while it is checked;
 			 * whichever server is ready first serves it. */
 			server_set_state(pick, SV_TESTING);

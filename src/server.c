@@ -657,9 +657,11 @@ static void server_idle_readable(struct server *s)
 
 /* Make w's loop the one that reads s. When the events already are on w's
  * base (the server stays on its worker, the common case) nothing is
- * re-registered: no epoll_ctl per transaction. Otherwise they are deleted
- * from the other base first (thread-safe in libevent, and it waits for a
- * callback running there to finish, so no stale callback can follow). */
+ * re-registered: no epoll_ctl per transaction. An idle server's watch is
+ * deleted from the other base first (thread-safe in libevent, and it waits
+ * for a callback running there to finish). A server handed off was
+ * detached by the worker it left, so nothing is deleted here and nothing
+ * waits: that worker must not touch it after server_hand_off. */
 static void take_events(struct server *s, struct worker *w)
 {
 	if (!conn_on_base(&s->conn, w->base)) {
@@ -739,6 +741,9 @@ void server_return_to_pool(struct server *s)
 	server_hand_off(s, cl);
 }
 
+/* From here on s belongs to cl's worker, which attaches it without waiting
+ * for this callback to end: nothing on this thread may touch s after the
+ * post (callers return STEP_GONE or equivalent). */
 void server_hand_off(struct server *s, struct client *cl)
 {
 	struct worker_msg *m = worker_msg_new(WMSG_HANDOFF);

@@ -240,6 +240,31 @@ static void test_a_check_in_flight_does_not_queue_the_next_client(void **state)
 	assert_int_equal(p->n_waiting, 1);
 }
 
+static void test_check_delay_zero_checks_every_time(void **state)
+{
+	/* server_check_delay = 0: checked before every use, even when the
+	 * server went idle after the checking-out callback began (its
+	 * idle_since stamped by another worker's later clock reading). */
+	struct fixture *f = *state;
+	struct pool *p = get_pool(f, "db3z", "u");
+	p->set->check_delay = 0;
+	struct server *got;
+	bool close_it;
+	assert_int_equal(pool_checkout(p, &f->cl[0], &f->w, &got), POOL_WAIT_LAUNCH);
+	pthread_mutex_lock(&p->lock);
+	p->n_connecting--;
+	pthread_mutex_unlock(&p->lock);
+	f->sv[0].pool = p;
+	assert_ptr_equal(pool_give(p, &f->sv[0], &f->w, &close_it), &f->cl[0]);
+	f->cl[0].server = NULL;
+	f->sv[0].client = NULL;
+	assert_null(pool_give(p, &f->sv[0], &f->w, &close_it));
+	f->sv[0].idle_since = clock_now_usec() + 1000000;
+	assert_int_equal(pool_checkout(p, &f->cl[1], &f->w, &got), POOL_WAIT_CHECK);
+	assert_ptr_equal(got, &f->sv[0]);
+	assert_int_equal(got->state, SV_TESTING);
+}
+
 static void test_leave_queue(void **state)
 {
 	struct fixture *f = *state;
@@ -343,6 +368,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_give_prefers_a_simultaneous_waiter_on_its_own_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_server_is_checked_out_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_check_in_flight_does_not_queue_the_next_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_delay_zero_checks_every_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leave_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_connect_fails_whole_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_db_connections_across_users, setup, teardown),

@@ -62,7 +62,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	/* libevent accepted it non-blocking and close-on-exec, and it inherited
-	 * the listening socket's TCP options (tune_client_socket): no syscall
+	 * the listening socket's TCP options (tune_listening_socket): no syscall
 	 * here before the first read. With tcp_defer_accept the kernel reported
 	 * the connection only once its first bytes (the startup packet) were
 	 * in: read them now, without another trip through epoll. */
@@ -72,7 +72,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 /* Accepted sockets inherit these from the listening socket (Linux copies
  * TCP_NODELAY, the keepalive settings and TCP_USER_TIMEOUT to the new socket). */
-static void tune_client_socket(int fd, const struct config *cfg)
+static void tune_listening_socket(int fd, const struct config *cfg)
 {
 	sock_tune_tcp(fd, cfg->tcp_keepalive, cfg->tcp_keepidle, cfg->tcp_keepintvl, cfg->tcp_keepcnt,
 	              (long)(cfg->tcp_user_timeout / 1000));
@@ -88,7 +88,7 @@ void listener_tune(struct worker *w, const struct config *cfg)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family != AF_UNIX)
-			tune_client_socket(fd, cfg);
+			tune_listening_socket(fd, cfg);
 	}
 }
 
@@ -137,7 +137,7 @@ static bool listen_tcp(struct worker *w, const struct config *cfg, const char *h
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		tune_client_socket(fd, cfg);
+		tune_listening_socket(fd, cfg);
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
 			snprintf(err, err_size, "cannot listen on %s:%d: %s", host, port, strerror(errno));
 			close(fd);

@@ -25,7 +25,7 @@ static inline int64_t clock_wall_usec(void)
  * A relayed transaction stamps seven instants (activity, query start,
  * checkout, link, answer, unlink, idle) within microseconds of each
  * other; reading the clock once per callback instead of seven times per
- * transaction is about a tenth of the pooler's own instructions.
+ * transaction saved about 3% of the pooler's instructions (callgrind).
  * Outside a callback (clock_event_begin not in force) it reads the clock. */
 extern _Thread_local int64_t clock_event_now;
 

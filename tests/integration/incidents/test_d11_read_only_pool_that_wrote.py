@@ -9,6 +9,8 @@ reaches: the server itself refuses writes with its own 25006 error."""
 import psycopg
 import pytest
 
+from helpers import wait_until
+
 
 def entry(pg, hosts="127.0.0.1", extra=""):
     return f"host={hosts} port={pg.port} dbname=appdb read_only=1 {extra}".strip()
@@ -47,6 +49,10 @@ def test_read_only_survives_server_replacement(sluice, pg, table):
     with s.connect(db="appdb_ro") as c:
         pid = c.execute("select pg_backend_pid()").fetchone()[0]
     pg.sql(f"select pg_terminate_backend({pid})")
+    # pg_terminate_backend only signals: wait until the backend has sent its
+    # FATAL and gone, so the pooler's idle watch, not the next client's
+    # query, is what finds the server dead.
+    assert wait_until(lambda: pg.sql(f"select count(*) from pg_stat_activity where pid = {pid}") == [(0,)])
     with s.connect(db="appdb_ro") as c:
         assert c.execute("select pg_backend_pid()").fetchone()[0] != pid
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):

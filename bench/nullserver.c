@@ -87,10 +87,24 @@ static void put(struct buf *b, const void *p, size_t n)
 	b->len += n;
 }
 
-static void put_u8(struct buf *b, uint8_t v) { put(b, &v, 1); }
-static void put_u16(struct buf *b, uint16_t v) { v = htons(v); put(b, &v, 2); }
-static void put_u32(struct buf *b, uint32_t v) { v = htonl(v); put(b, &v, 4); }
-static void put_str(struct buf *b, const char *s) { put(b, s, strlen(s) + 1); }
+static void put_u8(struct buf *b, uint8_t v)
+{
+	put(b, &v, 1);
+}
+static void put_u16(struct buf *b, uint16_t v)
+{
+	v = htons(v);
+	put(b, &v, 2);
+}
+static void put_u32(struct buf *b, uint32_t v)
+{
+	v = htonl(v);
+	put(b, &v, 4);
+}
+static void put_str(struct buf *b, const char *s)
+{
+	put(b, s, strlen(s) + 1);
+}
 
 /* Messages are built in place: msg_begin() writes the type and a length
  * placeholder, msg_end() patches the length. */
@@ -134,12 +148,12 @@ static void send_complete(struct conn *c, const char *tag)
 static void put_column(struct buf *b, const char *name, uint32_t type_oid, int16_t typlen)
 {
 	put_str(b, name);
-	put_u32(b, 0);                /* table oid */
-	put_u16(b, 0);                /* column number */
+	put_u32(b, 0); /* table oid */
+	put_u16(b, 0); /* column number */
 	put_u32(b, type_oid);
 	put_u16(b, (uint16_t)typlen);
-	put_u32(b, 0xffffffff);       /* typmod -1 */
-	put_u16(b, 0);                /* text format */
+	put_u32(b, 0xffffffff); /* typmod -1 */
+	put_u16(b, 0);          /* text format */
 }
 
 static void send_row_description(struct conn *c, enum query_kind k)
@@ -153,7 +167,7 @@ static void send_row_description(struct conn *c, enum query_kind k)
 	} else {
 		put_u16(&c->out, 1);
 		put_column(&c->out, k == Q_SCALE ? "count" : "abalance", k == Q_SCALE ? 20 : 23,
-			   k == Q_SCALE ? 8 : 4);
+		           k == Q_SCALE ? 8 : 4);
 	}
 	msg_end(&c->out, at);
 }
@@ -230,8 +244,10 @@ static enum query_kind classify(const char *q, char *tag, size_t tagsz)
 /* SET [SESSION|LOCAL] name {=|TO} value: reported settings get a ParameterStatus. */
 static void answer_set(struct conn *c, const char *q)
 {
-	static const char *reported[] = { "application_name", "client_encoding", "DateStyle",
-		"IntervalStyle", "TimeZone", "standard_conforming_strings", "extra_float_digits", NULL };
+	static const char *reported[] = {"application_name",   "client_encoding",
+	                                 "DateStyle",          "IntervalStyle",
+	                                 "TimeZone",           "standard_conforming_strings",
+	                                 "extra_float_digits", NULL};
 	char name[64] = "", value[256] = "";
 	const char *p = q;
 	while (isspace((unsigned char)*p))
@@ -269,8 +285,7 @@ static void answer_set(struct conn *c, const char *q)
 
 /* Everything a query produces except ReadyForQuery; describe says whether a
  * RowDescription goes first (simple protocol: yes; Execute: no). */
-static void answer_query(struct conn *c, enum query_kind k, const char *tag, const char *text,
-			 int describe)
+static void answer_query(struct conn *c, enum query_kind k, const char *tag, const char *text, int describe)
 {
 	switch (k) {
 	case Q_ROW:
@@ -502,7 +517,7 @@ static int flush_out(struct conn *c)
 	c->out.len -= done;
 	int want = c->out.len > 0;
 	if (want != c->want_out) {
-		struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c };
+		struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c};
 		if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
 			return -1;
 		c->want_out = want;
@@ -550,14 +565,14 @@ int main(int argc, char **argv)
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	int one = 1;
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1024) < 0) {
 		perror("nullserver: bind/listen");
 		return 1;
 	}
 	epfd = epoll_create1(0);
-	struct epoll_event lev = { .events = EPOLLIN, .data.ptr = NULL };
+	struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
 	epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev);
 	fprintf(stderr, "nullserver: listening on 127.0.0.1:%d\n", port);
 
@@ -585,7 +600,7 @@ int main(int argc, char **argv)
 					}
 					nc->fd = fd;
 					nc->txn = 'I';
-					struct epoll_event ev = { .events = EPOLLIN, .data.ptr = nc };
+					struct epoll_event ev = {.events = EPOLLIN, .data.ptr = nc};
 					if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 						conn_close(nc);
 				}

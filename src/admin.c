@@ -137,9 +137,9 @@ static const char *txn_words(char txn)
 static void show_version(struct client *cl, const char *arg)
 {
 	(void)arg;
-	static const struct col cols[] = { { "version", T_TEXT } };
+	static const struct col cols[] = {{"version", T_TEXT}};
 	header(cl, cols, NCOLS(cols));
-	struct row r = { 0 };
+	struct row r = {0};
 	cell(&r, "pgsluice %s", rt.version);
 	send_row(cl, &r);
 }
@@ -148,14 +148,17 @@ static void show_config(struct client *cl, const char *arg)
 {
 	(void)arg;
 	static const struct col cols[] = {
-		{ "key", T_TEXT }, { "value", T_TEXT }, { "default", T_TEXT }, { "changeable", T_TEXT },
+	    {"key", T_TEXT},
+	    {"value", T_TEXT},
+	    {"default", T_TEXT},
+	    {"changeable", T_TEXT},
 	};
 	header(cl, cols, NCOLS(cols));
 	const char *name, *def;
 	char value[512];
 	bool reloadable;
 	for (int i = 0; config_key_at(acfg(cl), i, &name, value, sizeof(value), &def, &reloadable); i++) {
-		struct row r = { 0 };
+		struct row r = {0};
 		cell_str(&r, name);
 		cell_str(&r, value);
 		cell_str(&r, def);
@@ -182,8 +185,8 @@ static void add_totals(struct pool *p, void *arg)
 static void show_lists(struct client *cl, const char *arg)
 {
 	(void)arg;
-	static const struct col cols[] = { { "list", T_TEXT }, { "items", T_INT4 } };
-	struct totals t = { 0 };
+	static const struct col cols[] = {{"list", T_TEXT}, {"items", T_INT4}};
+	struct totals t = {0};
 	pool_for_each(add_totals, &t);
 	const struct config *cfg = acfg(cl);
 	int n_clients = atomic_load(&rt.n_clients);
@@ -191,22 +194,22 @@ static void show_lists(struct client *cl, const char *arg)
 		const char *name;
 		int items;
 	} lists[] = {
-		{ "databases", cfg->n_dbs + (cfg->fallback_db != NULL) },
-		{ "users", cfg->n_users },
-		{ "pools", t.pools },
-		{ "free_clients", 0 },
-		{ "used_clients", n_clients },
-		{ "login_clients", n_clients > t.clients_used ? n_clients - t.clients_used : 0 },
-		{ "free_servers", t.servers_free },
-		{ "used_servers", t.servers_used },
-		{ "dns_names", 0 },
-		{ "dns_zones", 0 },
-		{ "dns_queries", 0 },
-		{ "dns_pending", 0 },
+	    {"databases", cfg->n_dbs + (cfg->fallback_db != NULL)},
+	    {"users", cfg->n_users},
+	    {"pools", t.pools},
+	    {"free_clients", 0},
+	    {"used_clients", n_clients},
+	    {"login_clients", n_clients > t.clients_used ? n_clients - t.clients_used : 0},
+	    {"free_servers", t.servers_free},
+	    {"used_servers", t.servers_used},
+	    {"dns_names", 0},
+	    {"dns_zones", 0},
+	    {"dns_queries", 0},
+	    {"dns_pending", 0},
 	};
 	header(cl, cols, NCOLS(cols));
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-		struct row r = { 0 };
+		struct row r = {0};
 		cell_str(&r, lists[i].name);
 		cell(&r, "%d", lists[i].items);
 		send_row(cl, &r);
@@ -216,12 +219,12 @@ static void show_lists(struct client *cl, const char *arg)
 static void show_users(struct client *cl, const char *arg)
 {
 	(void)arg;
-	static const struct col cols[] = { { "name", T_TEXT }, { "pool_mode", T_TEXT } };
+	static const struct col cols[] = {{"name", T_TEXT}, {"pool_mode", T_TEXT}};
 	const struct config *cfg = acfg(cl);
 	header(cl, cols, NCOLS(cols));
 	for (int i = 0; i < cfg->n_users; i++) {
 		const struct user_config *u = &cfg->users[i];
-		struct row r = { 0 };
+		struct row r = {0};
 		cell_str(&r, u->name);
 		if (u->pool_mode == POOL_MODE_UNSET)
 			cell_null(&r);
@@ -250,9 +253,9 @@ static void count_db_servers(struct pool *p, void *arg)
 static void database_row(struct client *cl, const struct db_config *db)
 {
 	const struct config *cfg = acfg(cl);
-	struct db_count c = { .name = db->name };
+	struct db_count c = {.name = db->name};
 	pool_for_each(count_db_servers, &c);
-	struct row r = { 0 };
+	struct row r = {0};
 	cell_str(&r, db->name);
 	if (db->host != NULL)
 		cell_str(&r, db->host);
@@ -280,13 +283,19 @@ static void show_databases(struct client *cl, const char *arg)
 {
 	(void)arg;
 	static const struct col cols[] = {
-		{ "name", T_TEXT },          { "host", T_TEXT },
-		{ "port", T_INT4 },          { "database", T_TEXT },
-		{ "force_user", T_TEXT },    { "pool_size", T_INT4 },
-		{ "min_pool_size", T_INT4 }, { "reserve_pool", T_INT4 },
-		{ "pool_mode", T_TEXT },     { "max_connections", T_INT4 },
-		{ "current_connections", T_INT4 }, { "paused", T_INT4 },
-		{ "disabled", T_INT4 },
+	    {"name", T_TEXT},
+	    {"host", T_TEXT},
+	    {"port", T_INT4},
+	    {"database", T_TEXT},
+	    {"force_user", T_TEXT},
+	    {"pool_size", T_INT4},
+	    {"min_pool_size", T_INT4},
+	    {"reserve_pool", T_INT4},
+	    {"pool_mode", T_TEXT},
+	    {"max_connections", T_INT4},
+	    {"current_connections", T_INT4},
+	    {"paused", T_INT4},
+	    {"disabled", T_INT4},
 	};
 	const struct config *cfg = acfg(cl);
 	header(cl, cols, NCOLS(cols));
@@ -308,7 +317,7 @@ static void pool_row(struct pool *p, void *arg)
 	struct pools_ctx *ctx = arg;
 	struct pool_figures f;
 	pool_figures(p, ctx->now, &f);
-	struct row r = { 0 };
+	struct row r = {0};
 	cell_str(&r, p->db_name);
 	cell_str(&r, p->user_name);
 	cell(&r, "%d", f.cl_active + f.cl_idle); /* PgBouncer counts logged-in idle clients as active */
@@ -339,31 +348,31 @@ static void show_pools(struct client *cl, const char *arg)
 {
 	(void)arg;
 	static const struct col cols[] = {
-		{ "database", T_TEXT },
-		{ "user", T_TEXT },
-		{ "cl_active", T_INT4 },
-		{ "cl_waiting", T_INT4 },
-		{ "cl_active_cancel_req", T_INT4 },
-		{ "cl_waiting_cancel_req", T_INT4 },
-		{ "sv_active", T_INT4 },
-		{ "sv_active_cancel", T_INT4 },
-		{ "sv_being_canceled", T_INT4 },
-		{ "sv_idle", T_INT4 },
-		{ "sv_used", T_INT4 },
-		{ "sv_tested", T_INT4 },
-		{ "sv_login", T_INT4 },
-		{ "maxwait", T_INT4 },
-		{ "maxwait_us", T_INT4 },
-		{ "pool_mode", T_TEXT },
-		{ "pool_size", T_INT4 },
-		{ "cl_linked", T_INT4 },
-		{ "cl_idle", T_INT4 },
-		{ "wait_timeouts", T_INT8 },
-		{ "server_status", T_TEXT },
-		{ "last_connect_error", T_TEXT },
+	    {"database", T_TEXT},
+	    {"user", T_TEXT},
+	    {"cl_active", T_INT4},
+	    {"cl_waiting", T_INT4},
+	    {"cl_active_cancel_req", T_INT4},
+	    {"cl_waiting_cancel_req", T_INT4},
+	    {"sv_active", T_INT4},
+	    {"sv_active_cancel", T_INT4},
+	    {"sv_being_canceled", T_INT4},
+	    {"sv_idle", T_INT4},
+	    {"sv_used", T_INT4},
+	    {"sv_tested", T_INT4},
+	    {"sv_login", T_INT4},
+	    {"maxwait", T_INT4},
+	    {"maxwait_us", T_INT4},
+	    {"pool_mode", T_TEXT},
+	    {"pool_size", T_INT4},
+	    {"cl_linked", T_INT4},
+	    {"cl_idle", T_INT4},
+	    {"wait_timeouts", T_INT8},
+	    {"server_status", T_TEXT},
+	    {"last_connect_error", T_TEXT},
 	};
 	header(cl, cols, NCOLS(cols));
-	struct pools_ctx ctx = { cl, clock_now_usec() };
+	struct pools_ctx ctx = {cl, clock_now_usec()};
 	pool_for_each(pool_row, &ctx);
 }
 
@@ -372,8 +381,8 @@ static void show_pools(struct client *cl, const char *arg)
 struct db_stats {
 	char name[64];
 	uint64_t total[ST__COUNT];
-	double rate[ST__COUNT];       /* per second over the last period */
-	uint64_t period[ST__COUNT];   /* deltas over the last period */
+	double rate[ST__COUNT];     /* per second over the last period */
+	uint64_t period[ST__COUNT]; /* deltas over the last period */
 };
 
 struct stats_ctx {
@@ -443,28 +452,38 @@ enum stats_view { STATS_BOTH, STATS_TOTALS, STATS_AVERAGES };
 static void stats_table(struct client *cl, enum stats_view view)
 {
 	static const struct col both[] = {
-		{ "database", T_TEXT },            { "total_xact_count", T_NUMERIC }, { "total_query_count", T_NUMERIC },
-		{ "total_received", T_NUMERIC },   { "total_sent", T_NUMERIC },       { "total_xact_time", T_NUMERIC },
-		{ "total_query_time", T_NUMERIC }, { "total_wait_time", T_NUMERIC },  { "avg_xact_count", T_NUMERIC },
-		{ "avg_query_count", T_NUMERIC },  { "avg_recv", T_NUMERIC },         { "avg_sent", T_NUMERIC },
-		{ "avg_xact_time", T_NUMERIC },    { "avg_query_time", T_NUMERIC },   { "avg_wait_time", T_NUMERIC },
-		/* ours: PgBouncer before 1.8 called total_query_count this, and
-		 * exporters still read it (Debian's prometheus-pgbouncer-exporter) */
-		{ "total_requests", T_NUMERIC },
+	    {"database", T_TEXT},
+	    {"total_xact_count", T_NUMERIC},
+	    {"total_query_count", T_NUMERIC},
+	    {"total_received", T_NUMERIC},
+	    {"total_sent", T_NUMERIC},
+	    {"total_xact_time", T_NUMERIC},
+	    {"total_query_time", T_NUMERIC},
+	    {"total_wait_time", T_NUMERIC},
+	    {"avg_xact_count", T_NUMERIC},
+	    {"avg_query_count", T_NUMERIC},
+	    {"avg_recv", T_NUMERIC},
+	    {"avg_sent", T_NUMERIC},
+	    {"avg_xact_time", T_NUMERIC},
+	    {"avg_query_time", T_NUMERIC},
+	    {"avg_wait_time", T_NUMERIC},
+	    /* ours: PgBouncer before 1.8 called total_query_count this, and
+	     * exporters still read it (Debian's prometheus-pgbouncer-exporter) */
+	    {"total_requests", T_NUMERIC},
 	};
 	static const struct col one[] = {
-		{ "database", T_TEXT },      { "xact_count", T_NUMERIC }, { "query_count", T_NUMERIC },
-		{ "bytes_received", T_NUMERIC }, { "bytes_sent", T_NUMERIC }, { "xact_time", T_NUMERIC },
-		{ "query_time", T_NUMERIC }, { "wait_time", T_NUMERIC },
+	    {"database", T_TEXT},          {"xact_count", T_NUMERIC}, {"query_count", T_NUMERIC},
+	    {"bytes_received", T_NUMERIC}, {"bytes_sent", T_NUMERIC}, {"xact_time", T_NUMERIC},
+	    {"query_time", T_NUMERIC},     {"wait_time", T_NUMERIC},
 	};
-	struct stats_ctx ctx = { 0 };
+	struct stats_ctx ctx = {0};
 	pool_for_each(add_pool_stats, &ctx);
 	if (view == STATS_BOTH)
 		header(cl, both, NCOLS(both));
 	else
 		header(cl, one, NCOLS(one));
 	for (int i = 0; i < ctx.n; i++) {
-		struct row r = { 0 };
+		struct row r = {0};
 		cell_str(&r, ctx.dbs[i].name);
 		if (view != STATS_AVERAGES)
 			totals_cells(&r, &ctx.dbs[i]);
@@ -518,32 +537,45 @@ static void pending_free(struct admin_pending *pd)
 }
 
 static const struct col conn_cols[] = {
-	{ "type", T_TEXT },           { "user", T_TEXT },
-	{ "database", T_TEXT },       { "state", T_TEXT },
-	{ "addr", T_TEXT },           { "port", T_INT4 },
-	{ "local_addr", T_TEXT },     { "local_port", T_INT4 },
-	{ "connect_time", T_TEXT },   { "request_time", T_TEXT },
-	{ "wait", T_INT4 },           { "wait_us", T_INT4 },
-	{ "close_needed", T_INT4 },   { "ptr", T_TEXT },
-	{ "link", T_TEXT },           { "remote_pid", T_INT4 },
-	{ "tls", T_TEXT },            { "application_name", T_TEXT },
-	/* ours */
-	{ "id", T_INT8 },             { "state_detail", T_TEXT },
-	{ "held_for", T_NUMERIC },    { "xact_state", T_TEXT },
-	{ "idle_for", T_NUMERIC },    { "leak", T_TEXT },
-	{ "last_statement", T_TEXT },
+    {"type", T_TEXT},
+    {"user", T_TEXT},
+    {"database", T_TEXT},
+    {"state", T_TEXT},
+    {"addr", T_TEXT},
+    {"port", T_INT4},
+    {"local_addr", T_TEXT},
+    {"local_port", T_INT4},
+    {"connect_time", T_TEXT},
+    {"request_time", T_TEXT},
+    {"wait", T_INT4},
+    {"wait_us", T_INT4},
+    {"close_needed", T_INT4},
+    {"ptr", T_TEXT},
+    {"link", T_TEXT},
+    {"remote_pid", T_INT4},
+    {"tls", T_TEXT},
+    {"application_name", T_TEXT},
+    /* ours */
+    {"id", T_INT8},
+    {"state_detail", T_TEXT},
+    {"held_for", T_NUMERIC},
+    {"xact_state", T_TEXT},
+    {"idle_for", T_NUMERIC},
+    {"leak", T_TEXT},
+    {"last_statement", T_TEXT},
 };
 
 static const struct col leak_cols[] = {
-	{ "user", T_TEXT },        { "database", T_TEXT },      { "addr", T_TEXT },
-	{ "port", T_INT4 },        { "application_name", T_TEXT }, { "pool_mode", T_TEXT },
-	{ "held_for", T_NUMERIC }, { "idle_for", T_NUMERIC },   { "xact_state", T_TEXT },
-	{ "client_id", T_INT8 },   { "server_pid", T_INT4 },    { "last_statement", T_TEXT },
+    {"user", T_TEXT},        {"database", T_TEXT},         {"addr", T_TEXT},
+    {"port", T_INT4},        {"application_name", T_TEXT}, {"pool_mode", T_TEXT},
+    {"held_for", T_NUMERIC}, {"idle_for", T_NUMERIC},      {"xact_state", T_TEXT},
+    {"client_id", T_INT8},   {"server_pid", T_INT4},       {"last_statement", T_TEXT},
 };
 
-static void conn_row(struct client *cl, const struct snap_row *x, const struct snapshot *snap, int64_t now_wall)
+static void conn_row(struct client *cl, const struct snap_row *x, const struct snapshot *snap,
+                     int64_t now_wall)
 {
-	struct row r = { 0 };
+	struct row r = {0};
 	cell(&r, "%c", x->type);
 	cell_str(&r, x->user);
 	cell_str(&r, x->database);
@@ -577,7 +609,7 @@ static void conn_row(struct client *cl, const struct snap_row *x, const struct s
 
 static void leak_row(struct client *cl, const struct snap_row *x)
 {
-	struct row r = { 0 };
+	struct row r = {0};
 	cell_str(&r, x->user);
 	cell_str(&r, x->database);
 	cell_str(&r, x->addr);
@@ -615,8 +647,7 @@ static void snapshot_ready(struct snapshot *snap, void *arg)
 	if (aw->view == VIEW_LEAKS) {
 		qsort(snap->rows, (size_t)snap->n, sizeof(snap->rows[0]), by_idle_desc);
 		header(cl, leak_cols, NCOLS(leak_cols));
-	}
-	else
+	} else
 		header(cl, conn_cols, NCOLS(conn_cols));
 	for (int i = 0; i < snap->n; i++) {
 		const struct snap_row *x = &snap->rows[i];
@@ -754,7 +785,8 @@ static void cmd_reconnect(struct client *cl, const char *arg)
 	if (DB_REFUSED(db))
 		return;
 	int n = pool_reconnect_db(db);
-	log_client(cl, LOG_INFO, "admin console: RECONNECT %s (%d pools): servers are replaced as they are released",
+	log_client(cl, LOG_INFO,
+	           "admin console: RECONNECT %s (%d pools): servers are replaced as they are released",
 	           db ? db : "(all)", n);
 	msg_command_complete(&cl->conn.out, "RECONNECT");
 }
@@ -770,7 +802,8 @@ static void kill_clients_of(struct worker *w, void *arg)
 	char msg[200];
 	snprintf(msg, sizeof(msg), "pgsluice: database %s was killed by an administrator (KILL)", k->db);
 	struct list *it, *tmp;
-	list_for_each_safe(it, tmp, &w->clients) {
+	list_for_each_safe(it, tmp, &w->clients)
+	{
 		struct client *cl = container_of(it, struct client, worker_node);
 		if (!cl->is_admin && !cl->closing && cl->database != NULL && strcmp(cl->database, k->db) == 0)
 			client_fatal(cl, "57P01", msg, NULL);
@@ -782,8 +815,8 @@ static void kill_clients_of(struct worker *w, void *arg)
 static void cmd_kill(struct client *cl, const char *arg)
 {
 	if (arg[0] == '\0') {
-		msg_error(&cl->conn.out, false, "ERROR", "42601", "pgsluice: KILL needs a database name", NULL,
-		          "to stop everything, use SHUTDOWN");
+		msg_error(&cl->conn.out, false, "ERROR", "42601", "pgsluice: KILL needs a database name",
+		          NULL, "to stop everything, use SHUTDOWN");
 		return;
 	}
 	const char *db = db_arg(cl, arg, "KILL");
@@ -793,8 +826,8 @@ static void cmd_kill(struct client *cl, const char *arg)
 	 * servers are closed, not reused, as they come back. */
 	pool_pause_db(db);
 	pool_reconnect_db(db);
-	log_client(cl, LOG_WARNING, "admin console: KILL %s: its clients and servers are closed; RESUME %s to reopen",
-	           db, db);
+	log_client(cl, LOG_WARNING,
+	           "admin console: KILL %s: its clients and servers are closed; RESUME %s to reopen", db, db);
 	size_t len = strlen(db);
 	struct kill_order *k = malloc(sizeof(*k) + len + 1);
 	if (k == NULL) {
@@ -804,7 +837,8 @@ static void cmd_kill(struct client *cl, const char *arg)
 	memcpy(k->db, db, len + 1);
 	atomic_init(&k->workers_left, rt.n_workers);
 	for (int i = 0; i < rt.n_workers; i++)
-		if (!worker_call_later(&rt.workers[i], kill_clients_of, k) && atomic_fetch_sub(&k->workers_left, 1) == 1)
+		if (!worker_call_later(&rt.workers[i], kill_clients_of, k) &&
+		    atomic_fetch_sub(&k->workers_left, 1) == 1)
 			free(k);
 	msg_command_complete(&cl->conn.out, "KILL");
 }
@@ -816,7 +850,8 @@ static void cmd_set(struct client *cl, const char *arg)
 	char key[64], value[512];
 	const char *eq = strchr(arg, '=');
 	if (eq == NULL) {
-		msg_error(&cl->conn.out, false, "ERROR", "42601", "pgsluice: SET needs key = value", NULL, NULL);
+		msg_error(&cl->conn.out, false, "ERROR", "42601", "pgsluice: SET needs key = value", NULL,
+		          NULL);
 		return;
 	}
 	size_t klen = (size_t)(eq - arg);
@@ -838,11 +873,13 @@ static void cmd_set(struct client *cl, const char *arg)
 	const char *name, *def;
 	char current[512];
 	bool reloadable = false, found = false;
-	for (int i = 0; !found && config_key_at(acfg(cl), i, &name, current, sizeof(current), &def, &reloadable); i++)
+	for (int i = 0;
+	     !found && config_key_at(acfg(cl), i, &name, current, sizeof(current), &def, &reloadable); i++)
 		found = strcmp(name, key) == 0;
 	char err[300];
 	if (found && !reloadable) {
-		snprintf(err, sizeof(err), "pgsluice: %s cannot be changed while running (restart needed)", key);
+		snprintf(err, sizeof(err), "pgsluice: %s cannot be changed while running (restart needed)",
+		         key);
 		msg_error(&cl->conn.out, false, "ERROR", "55P02", err, NULL, NULL);
 		return;
 	}
@@ -877,33 +914,33 @@ static void cmd_set(struct client *cl, const char *arg)
 /* --- dispatch --- */
 
 struct admin_cmd {
-	const char *words;   /* upper-case, single spaces */
-	const char *tag;     /* CommandComplete; NULL: the command sends its own */
-	bool takes_arg;      /* the rest of the line is its argument */
-	bool changes;        /* admin_users only; stats_users may only look */
+	const char *words; /* upper-case, single spaces */
+	const char *tag;   /* CommandComplete; NULL: the command sends its own */
+	bool takes_arg;    /* the rest of the line is its argument */
+	bool changes;      /* admin_users only; stats_users may only look */
 	void (*run)(struct client *cl, const char *arg);
 };
 
 static const struct admin_cmd commands[] = {
-	{ "SHOW VERSION", "SHOW", false, false, show_version },
-	{ "SHOW CONFIG", "SHOW", false, false, show_config },
-	{ "SHOW LISTS", "SHOW", false, false, show_lists },
-	{ "SHOW USERS", "SHOW", false, false, show_users },
-	{ "SHOW DATABASES", "SHOW", false, false, show_databases },
-	{ "SHOW POOLS", "SHOW", false, false, show_pools },
-	{ "SHOW STATS", "SHOW", false, false, show_stats },
-	{ "SHOW STATS_TOTALS", "SHOW", false, false, show_stats_totals },
-	{ "SHOW STATS_AVERAGES", "SHOW", false, false, show_stats_averages },
-	{ "SHOW CLIENTS", "SHOW", false, false, show_clients },
-	{ "SHOW SERVERS", "SHOW", false, false, show_servers },
-	{ "SHOW LEAKS", "SHOW", false, false, show_leaks },
-	{ "RELOAD", "RELOAD", false, true, cmd_reload },
-	{ "PAUSE", NULL, true, true, cmd_pause },
-	{ "RESUME", NULL, true, true, cmd_resume },
-	{ "RECONNECT", NULL, true, true, cmd_reconnect },
-	{ "KILL", NULL, true, true, cmd_kill },
-	{ "SET", NULL, true, true, cmd_set },
-	{ "SHUTDOWN", "SHUTDOWN", false, true, cmd_shutdown },
+    {"SHOW VERSION", "SHOW", false, false, show_version},
+    {"SHOW CONFIG", "SHOW", false, false, show_config},
+    {"SHOW LISTS", "SHOW", false, false, show_lists},
+    {"SHOW USERS", "SHOW", false, false, show_users},
+    {"SHOW DATABASES", "SHOW", false, false, show_databases},
+    {"SHOW POOLS", "SHOW", false, false, show_pools},
+    {"SHOW STATS", "SHOW", false, false, show_stats},
+    {"SHOW STATS_TOTALS", "SHOW", false, false, show_stats_totals},
+    {"SHOW STATS_AVERAGES", "SHOW", false, false, show_stats_averages},
+    {"SHOW CLIENTS", "SHOW", false, false, show_clients},
+    {"SHOW SERVERS", "SHOW", false, false, show_servers},
+    {"SHOW LEAKS", "SHOW", false, false, show_leaks},
+    {"RELOAD", "RELOAD", false, true, cmd_reload},
+    {"PAUSE", NULL, true, true, cmd_pause},
+    {"RESUME", NULL, true, true, cmd_resume},
+    {"RECONNECT", NULL, true, true, cmd_reconnect},
+    {"KILL", NULL, true, true, cmd_kill},
+    {"SET", NULL, true, true, cmd_set},
+    {"SHUTDOWN", "SHUTDOWN", false, true, cmd_shutdown},
 };
 
 /* Upper-case, collapse spaces, drop a trailing ';'. */
@@ -963,10 +1000,12 @@ static void run_query(struct client *cl, const char *sql)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		const struct admin_cmd *c = &commands[i];
 		size_t len = strlen(c->words);
-		if (strncmp(c->words, norm, len) != 0 || (norm[len] != '\0' && !(c->takes_arg && norm[len] == ' ')))
+		if (strncmp(c->words, norm, len) != 0 ||
+		    (norm[len] != '\0' && !(c->takes_arg && norm[len] == ' ')))
 			continue;
 		if (c->changes && !cl->admin_full) {
-			log_client(cl, LOG_WARNING, "admin console: %s refused: not in admin_users", c->words);
+			log_client(cl, LOG_WARNING, "admin console: %s refused: not in admin_users",
+			           c->words);
 			msg_error(&cl->conn.out, false, "ERROR", "42501",
 			          "pgsluice: permission denied: only admin_users may run this command", NULL,
 			          "stats_users may run SHOW commands");
@@ -982,20 +1021,21 @@ static void run_query(struct client *cl, const char *sql)
 	}
 	char msg[300];
 	snprintf(msg, sizeof(msg), "pgsluice: unsupported admin console command: %.200s", sql);
-	msg_error(&cl->conn.out, false, "ERROR", "42601", msg, NULL, "SHOW HELP is not needed: see docs/admin.md");
+	msg_error(&cl->conn.out, false, "ERROR", "42601", msg, NULL,
+	          "SHOW HELP is not needed: see docs/admin.md");
 }
 
 void admin_welcome(struct client *cl)
 {
 	static const char *const params[][2] = {
-		{ "server_version", "15.0 (pgsluice " PGSLUICE_VERSION ")" },
-		{ "server_encoding", "UTF8" },
-		{ "client_encoding", "UTF8" },
-		{ "DateStyle", "ISO, MDY" },
-		{ "TimeZone", "UTC" },
-		{ "integer_datetimes", "on" },
-		{ "standard_conforming_strings", "on" },
-		{ "application_name", "" },
+	    {"server_version", "15.0 (pgsluice " PGSLUICE_VERSION ")"},
+	    {"server_encoding", "UTF8"},
+	    {"client_encoding", "UTF8"},
+	    {"DateStyle", "ISO, MDY"},
+	    {"TimeZone", "UTC"},
+	    {"integer_datetimes", "on"},
+	    {"standard_conforming_strings", "on"},
+	    {"application_name", ""},
 	};
 	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
 		msg_param_status(&cl->conn.out, params[i][0], params[i][1]);
@@ -1023,7 +1063,8 @@ void admin_input(struct client *cl)
 				return;
 			}
 			msg_error(&cl->conn.out, false, "ERROR", "0A000",
-			          "pgsluice: the admin console speaks the simple query protocol only", NULL, NULL);
+			          "pgsluice: the admin console speaks the simple query protocol only", NULL,
+			          NULL);
 			continue;
 		}
 		run_query(cl, sql);

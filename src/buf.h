@@ -22,7 +22,7 @@ struct buf {
 struct buf_pool {
 	struct buf *free; /* owned singly-linked list */
 	int n_free;
-	long lent;        /* buffers currently out (for stats) */
+	long lent; /* buffers currently out (for stats) */
 };
 
 struct buf *buf_lend(struct buf_pool *bp);
@@ -30,9 +30,18 @@ struct buf *buf_lend(struct buf_pool *bp);
 void buf_give_back(struct buf_pool *bp, struct buf **b);
 void buf_pool_destroy(struct buf_pool *bp);
 
-static inline uint32_t buf_unframed(const struct buf *b) { return b->end - b->scan; }
-static inline uint32_t buf_pending(const struct buf *b) { return b->scan - b->start; }
-static inline bool buf_is_empty(const struct buf *b) { return b->start == b->end; }
+static inline uint32_t buf_unframed(const struct buf *b)
+{
+	return b->end - b->scan;
+}
+static inline uint32_t buf_pending(const struct buf *b)
+{
+	return b->scan - b->start;
+}
+static inline bool buf_is_empty(const struct buf *b)
+{
+	return b->start == b->end;
+}
 /* Move unconsumed bytes to the front to make room at the end. */
 void buf_compact(struct buf *b);
 

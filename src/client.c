@@ -31,7 +31,8 @@ _Static_assert(CL_CLOSED < STATS_GAUGE_SLOTS, "pool gauges need a slot per clien
 void client_set_state(struct client *cl, enum client_state to)
 {
 	if (cl->pool != NULL && cl->state != to)
-		stats_gauge_move(&cl->pool->stats, SG_CLIENTS, (int)cl->state, to == CL_CLOSED ? -1 : (int)to);
+		stats_gauge_move(&cl->pool->stats, SG_CLIENTS, (int)cl->state,
+		                 to == CL_CLOSED ? -1 : (int)to);
 	cl->state = to;
 }
 
@@ -212,7 +213,8 @@ static void welcome_client(struct client *cl, const struct welcome *wel, uint32_
 	msg_ready(&cl->conn.out, 'I');
 	cl->login_done = true;
 	if (ccfg(cl)->log_connections)
-		log_client(cl, LOG_INFO, "login ok (%s)", cl->pool ? config_pool_mode_name(pool_mode_of(cl->pool)) : "admin");
+		log_client(cl, LOG_INFO, "login ok (%s)",
+		           cl->pool ? config_pool_mode_name(pool_mode_of(cl->pool)) : "admin");
 }
 
 static void send_params_and_ready(struct client *cl, const struct params *server_params, uint32_t pid)
@@ -236,14 +238,13 @@ static void learn_scram_keys(struct client *cl)
 	uint8_t ck[SCRAM_KEY_LEN];
 	struct scram_secret sec;
 	struct client_login *lg = cl->login;
-	if (lg == NULL || lg->scram == NULL || lg->secret == NULL || !scram_server_client_key(lg->scram, ck) ||
-	    !scram_parse_secret(lg->secret, &sec))
+	if (lg == NULL || lg->scram == NULL || lg->secret == NULL ||
+	    !scram_server_client_key(lg->scram, ck) || !scram_parse_secret(lg->secret, &sec))
 		return;
 	pool_learn_scram_keys(cl->pool, ck, sec.server_key);
 	OPENSSL_cleanse(ck, sizeof(ck));
 	OPENSSL_cleanse(&sec, sizeof(sec));
 }
-
 
 static void authenticated(struct client *cl)
 {
@@ -385,9 +386,11 @@ static void request_server(struct client *cl)
 		char msg[400];
 		/* The stored reason is PostgreSQL's own error or our connect error. */
 		if (f.last_error[0] != '\0')
-			snprintf(msg, sizeof(msg), "%s (server unreachable; retried with backoff)", f.last_error);
+			snprintf(msg, sizeof(msg), "%s (server unreachable; retried with backoff)",
+			         f.last_error);
 		else
-			snprintf(msg, sizeof(msg), "pgsluice: pool %s cannot reach its server", cl->pool->name);
+			snprintf(msg, sizeof(msg), "pgsluice: pool %s cannot reach its server",
+			         cl->pool->name);
 		log_client(cl, LOG_WARNING, "refused: server unreachable (%d failed attempts in a row)",
 		           f.connect_failures_in_row);
 		client_fail_wait(cl, "ERROR", "08006", msg, NULL);
@@ -396,10 +399,12 @@ static void request_server(struct client *cl)
 	if (r == POOL_REFUSED) {
 		char msg[300];
 		snprintf(msg, sizeof(msg),
-		         "pgsluice: pool %s refused the request: max_waiting_clients=%d clients already wait for a "
+		         "pgsluice: pool %s refused the request: max_waiting_clients=%d clients already wait "
+		         "for a "
 		         "server connection; see SHOW POOLS",
 		         cl->pool->name, atomic_load(&cl->pool->max_waiting));
-		log_client(cl, LOG_WARNING, "refused: max_waiting_clients=%d reached", atomic_load(&cl->pool->max_waiting));
+		log_client(cl, LOG_WARNING, "refused: max_waiting_clients=%d reached",
+		           atomic_load(&cl->pool->max_waiting));
 		refuse_request(cl, "53300", msg);
 		return;
 	}
@@ -503,7 +508,8 @@ static void start_auth(struct client *cl)
 		bool ok = is_scram ? scram_parse_secret(secret, &sec)
 		                   : (!md5_is_secret(secret) && scram_secret_from_password(secret, &sec));
 		if (!ok) {
-			log_client(cl, LOG_WARNING, "login failed: auth_file secret cannot be used for SCRAM");
+			log_client(cl, LOG_WARNING,
+			           "login failed: auth_file secret cannot be used for SCRAM");
 			client_fatal(cl, "28P01", "password authentication failed", NULL);
 			return;
 		}
@@ -542,7 +548,8 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 			}
 		} else {
 			char expect[MD5_SECRET_LEN + 1];
-			ok = md5_response(cl->login->secret, cl->user, cl->login->md5_salt, expect) && strcmp(expect, given) == 0;
+			ok = md5_response(cl->login->secret, cl->user, cl->login->md5_salt, expect) &&
+			     strcmp(expect, given) == 0;
 		}
 		if (!ok) {
 			auth_failed(cl, "wrong password");
@@ -565,7 +572,8 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 			return;
 		}
 		char *first = NULL;
-		if (!scram_server_first(cl->login->scram, (const char *)body + ml + 5, dl, &first, err, sizeof(err))) {
+		if (!scram_server_first(cl->login->scram, (const char *)body + ml + 5, dl, &first, err,
+		                        sizeof(err))) {
 			client_fatal(cl, "08P01", err, NULL);
 			return;
 		}
@@ -578,7 +586,8 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 	if (cl->login->auth_step == 11) {
 		bool proof_ok = false;
 		char *fin = NULL;
-		if (!scram_server_final(cl->login->scram, (const char *)body, n, &proof_ok, &fin, err, sizeof(err))) {
+		if (!scram_server_final(cl->login->scram, (const char *)body, n, &proof_ok, &fin, err,
+		                        sizeof(err))) {
 			client_fatal(cl, "08P01", err, NULL);
 			return;
 		}
@@ -608,7 +617,8 @@ static bool split_params(struct client *cl, struct startup *st, char *err, size_
 	}
 	for (int i = 0; i < all.n && ok; i++) {
 		const struct param *p = &all.items[i];
-		if (strncmp(p->name, "_pq_.", 5) == 0 || config_list_contains(cfg->ignore_startup_parameters, p->name))
+		if (strncmp(p->name, "_pq_.", 5) == 0 ||
+		    config_list_contains(cfg->ignore_startup_parameters, p->name))
 			continue;
 		if (relay_is_tracked(p->name))
 			ok = params_set(&tracked, p->name, p->value);
@@ -651,7 +661,8 @@ static void handle_startup(struct client *cl, struct startup *st)
 		client_fatal(cl, "57P01", "pgsluice: the pooler is shutting down", NULL);
 		return;
 	}
-	if (st->replication != NULL && strcmp(st->replication, "false") != 0 && strcmp(st->replication, "0") != 0) {
+	if (st->replication != NULL && strcmp(st->replication, "false") != 0 &&
+	    strcmp(st->replication, "0") != 0) {
 		client_fatal(cl, "0A000", "pgsluice: replication connections are not supported", NULL);
 		return;
 	}
@@ -673,7 +684,8 @@ static void handle_startup(struct client *cl, struct startup *st)
 	make_cancel_key(cl);
 	if (strcmp(cl->database, "pgsluice") == 0 || strcmp(cl->database, "pgbouncer") == 0) {
 		if (!user_may_admin(cfg, cl->user)) {
-			log_client(cl, LOG_WARNING, "admin console refused: not in admin_users or stats_users");
+			log_client(cl, LOG_WARNING,
+			           "admin console refused: not in admin_users or stats_users");
 			client_fatal(cl, "28000", "pgsluice: not allowed to use the admin console", NULL);
 			return;
 		}
@@ -736,7 +748,9 @@ static void read_startup(struct client *cl)
 		case STARTUP_MESSAGE:
 			if (b->start != b->end) {
 				startup_free(&st);
-				client_fatal(cl, "08P01", "pgsluice: data after the startup packet before authentication", NULL);
+				client_fatal(cl, "08P01",
+				             "pgsluice: data after the startup packet before authentication",
+				             NULL);
 				return;
 			}
 			handle_startup(cl, &st);
@@ -773,8 +787,8 @@ static void read_auth(struct client *cl)
 /* ROLLBACK, ABORT, COMMIT or END, with optional WORK/TRANSACTION and ';'. */
 static bool ends_transaction(const char *sql)
 {
-	static const char *const verbs[] = { "rollback", "abort", "commit", "end" };
-	static const char *const nouns[] = { "work", "transaction" };
+	static const char *const verbs[] = {"rollback", "abort", "commit", "end"};
+	static const char *const nouns[] = {"work", "transaction"};
 	while (isspace((unsigned char)*sql))
 		sql++;
 	size_t n = 0;
@@ -831,7 +845,8 @@ static void aborted_input(struct client *cl)
 		if (f.type == 'Q') {
 			const char *sql;
 			if (msg_read_cstring(body, n, &sql) && ends_transaction(sql)) {
-				log_client(cl, LOG_INFO, "ended the transaction idle_transaction_timeout rolled back");
+				log_client(cl, LOG_INFO,
+				           "ended the transaction idle_transaction_timeout rolled back");
 				msg_command_complete(&cl->conn.out, "ROLLBACK");
 				msg_ready(&cl->conn.out, 'I');
 				free(cl->aborted_reason);
@@ -866,7 +881,8 @@ static void idle_input(struct client *cl)
 	if (r == FRAME_NEED_MORE)
 		return;
 	if (r != FRAME_OK) {
-		log_client(cl, LOG_WARNING, "protocol violation: bad message header (type 0x%02x)", b->data[b->start]);
+		log_client(cl, LOG_WARNING, "protocol violation: bad message header (type 0x%02x)",
+		           b->data[b->start]);
 		client_fatal(cl, "08P01", "pgsluice: invalid message from client", NULL);
 		return;
 	}
@@ -1007,8 +1023,8 @@ static void wait_timed_out(struct client *cl, int64_t now)
 	         "pgsluice: pool %s saturated: waited %.1fs for a server connection (pool_size=%d active=%d "
 	         "waiting=%d); see SHOW POOLS",
 	         p->name, waited, size, active, waiting);
-	log_client(cl, LOG_WARNING, "query_wait_timeout: waited %.1fs (pool_size=%d active=%d waiting=%d)", waited, size,
-	           active, waiting);
+	log_client(cl, LOG_WARNING, "query_wait_timeout: waited %.1fs (pool_size=%d active=%d waiting=%d)",
+	           waited, size, active, waiting);
 	refuse_request(cl, "53300", msg);
 }
 
@@ -1026,13 +1042,14 @@ static bool holds_too_long(struct client *cl, const struct config *cfg, int64_t 
 		           "leak: application_name=%s holds server S-%llu (backend %u) %s for %.1fs "
 		           "(linked %.1fs ago, leak_warn_timeout=%.1fs); last statement: %s",
 		           client_app_name(cl), (unsigned long long)s->id, s->backend_pid,
-		           s->txn_status == 'I' ? "idle" : s->txn_status == 'E' ? "idle in a failed transaction"
-		                                                                 : "idle in transaction",
+		           s->txn_status == 'I'   ? "idle"
+		           : s->txn_status == 'E' ? "idle in a failed transaction"
+		                                  : "idle in transaction",
 		           (double)(now - s->answered_at) / 1e6, (double)(now - s->linked_at) / 1e6,
 		           (double)cfg->leak_warn_timeout / 1e6, cl->last_sql ? cl->last_sql : "");
 	}
-	if (cfg->idle_transaction_timeout <= 0 || s->txn_status == 'I' || s->pending_rfq > 0 || s->answered_at == 0 ||
-	    now - s->answered_at < cfg->idle_transaction_timeout)
+	if (cfg->idle_transaction_timeout <= 0 || s->txn_status == 'I' || s->pending_rfq > 0 ||
+	    s->answered_at == 0 || now - s->answered_at < cfg->idle_transaction_timeout)
 		return false;
 	double idle = (double)(now - s->answered_at) / 1e6;
 	char *why = str_printf("pgsluice: transaction rolled back: it was idle for %.1fs, beyond "
@@ -1041,11 +1058,12 @@ static bool holds_too_long(struct client *cl, const struct config *cfg, int64_t 
 	if (why == NULL)
 		return false;
 	stats_add(&cl->pool->stats, ST_IDLE_TXN_TIMEOUT, 1);
-	log_client(cl, LOG_WARNING,
-	           "idle_transaction_timeout: application_name=%s idle in transaction for %.1fs (limit %.1fs) on "
-	           "backend %u: rolled back, server returned to the pool; last statement: %s",
-	           client_app_name(cl), idle, (double)cfg->idle_transaction_timeout / 1e6,
-	           s->backend_pid, cl->last_sql ? cl->last_sql : "");
+	log_client(
+	    cl, LOG_WARNING,
+	    "idle_transaction_timeout: application_name=%s idle in transaction for %.1fs (limit %.1fs) on "
+	    "backend %u: rolled back, server returned to the pool; last statement: %s",
+	    client_app_name(cl), idle, (double)cfg->idle_transaction_timeout / 1e6, s->backend_pid,
+	    cl->last_sql ? cl->last_sql : "");
 	free(cl->aborted_reason);
 	cl->aborted_reason = why;
 	cl->aborted_skip_to_sync = false;
@@ -1074,7 +1092,8 @@ bool client_holds_idle(const struct client *cl, int64_t now, int64_t limit)
 void client_tick(struct worker *w, int64_t now)
 {
 	struct list *it, *tmp;
-	list_for_each_safe(it, tmp, &w->clients) {
+	list_for_each_safe(it, tmp, &w->clients)
+	{
 		struct client *cl = container_of(it, struct client, worker_node);
 		if (cl->closing)
 			continue;
@@ -1087,9 +1106,11 @@ void client_tick(struct worker *w, int64_t now)
 		switch (cl->state) {
 		case CL_STARTUP:
 		case CL_AUTH:
-			if (cfg->client_login_timeout > 0 && now - cl->connected_at > cfg->client_login_timeout) {
+			if (cfg->client_login_timeout > 0 &&
+			    now - cl->connected_at > cfg->client_login_timeout) {
 				if (cl->state == CL_AUTH)
-					client_fatal(cl, "08006", "pgsluice: client_login_timeout reached", NULL);
+					client_fatal(cl, "08006", "pgsluice: client_login_timeout reached",
+					             NULL);
 				else
 					client_close(cl, "client_login_timeout reached");
 			}
@@ -1102,14 +1123,16 @@ void client_tick(struct worker *w, int64_t now)
 				wait_timed_out(cl, now);
 			break;
 		case CL_IDLE:
-			if (cfg->client_idle_timeout > 0 && now - cl->last_activity > cfg->client_idle_timeout)
+			if (cfg->client_idle_timeout > 0 &&
+			    now - cl->last_activity > cfg->client_idle_timeout)
 				client_idle_timed_out(cl);
 			break;
 		case CL_ACTIVE:
 			if (holds_too_long(cl, cfg, now))
 				break;
-			if (cfg->client_idle_timeout > 0 && cl->server != NULL && cl->server->pending_rfq == 0 &&
-			    cl->server->txn_status == 'I' && now - cl->last_activity > cfg->client_idle_timeout)
+			if (cfg->client_idle_timeout > 0 && cl->server != NULL &&
+			    cl->server->pending_rfq == 0 && cl->server->txn_status == 'I' &&
+			    now - cl->last_activity > cfg->client_idle_timeout)
 				client_idle_timed_out(cl);
 			break;
 		default:
@@ -1121,14 +1144,16 @@ void client_tick(struct worker *w, int64_t now)
 void client_handle_cancel(struct worker *w, uint32_t pid, uint32_t key)
 {
 	struct list *it;
-	list_for_each(it, &w->clients) {
+	list_for_each(it, &w->clients)
+	{
 		struct client *cl = container_of(it, struct client, worker_node);
 		if (cl->cancel_key != key || cl->cancel_pid != pid || !cl->login_done)
 			continue;
 		/* Only the server linked to this client right now: a server that
 		 * has moved on is never hit. */
 		if (cl->server != NULL && cl->server->client == cl && cl->state == CL_ACTIVE) {
-			log_client(cl, LOG_INFO, "cancel request forwarded to backend %u", cl->server->backend_pid);
+			log_client(cl, LOG_INFO, "cancel request forwarded to backend %u",
+			           cl->server->backend_pid);
 			server_send_cancel(cl->server);
 		}
 		return;

@@ -43,29 +43,33 @@ enum client_state {
 struct client {
 	uint64_t id;
 	enum client_state state; /* changed only by client_set_state() */
-	int handoffs_pending;      /* messages on their way to our worker about us; guarded by pool.lock */
+	int handoffs_pending;    /* messages on their way to our worker about us; guarded by pool.lock */
 	struct conn conn;
 	struct worker *worker;
-	struct list worker_node;   /* worker->clients */
-	struct list wait_node;     /* pool->waiters while queued; guarded by pool.lock */
-	struct server *server;     /* linked server (borrowed); set under pool.lock when linked by another thread */
+	struct list worker_node; /* worker->clients */
+	struct list wait_node;   /* pool->waiters while queued; guarded by pool.lock */
+	struct server
+	    *server; /* linked server (borrowed); set under pool.lock when linked by another thread */
 	struct pool *pool;
 	struct admin_pending *admin_pending; /* a command still being answered (admin.c's) */
 
 	const char *user, *database; /* shared (util/shared.h) */
-	const struct pset *tracked; /* client_encoding, DateStyle, TimeZone, ... as the client knows them (shared) */
+	const struct pset
+	    *tracked; /* client_encoding, DateStyle, TimeZone, ... as the client knows them (shared) */
 	struct client_login *login; /* until logged in: what only the login needs */
-	char *last_sql;            /* first LAST_SQL_MAX bytes of the latest Query or Parse (owned, lazily allocated) */
-	char *aborted_reason;      /* idle_transaction_timeout ended its transaction: why (owned); NULL: normal */
+	char *last_sql; /* first LAST_SQL_MAX bytes of the latest Query or Parse (owned, lazily allocated) */
+	char *aborted_reason; /* idle_transaction_timeout ended its transaction: why (owned); NULL: normal */
 
 	int64_t connected_at, last_activity; /* monotonic usec */
-	int64_t wait_started;      /* when the latest request for a server began; written by the client's worker before it queues */
-	uint64_t bytes_in_counted, bytes_out_counted; /* parts of conn.bytes_* already added to the pool's stats */
+	int64_t wait_started; /* when the latest request for a server began; written by the client's worker
+	                         before it queues */
+	uint64_t bytes_in_counted,
+	    bytes_out_counted;           /* parts of conn.bytes_* already added to the pool's stats */
 	uint32_t cancel_pid, cancel_key; /* what we gave the client in BackendKeyData */
 
-	bool queued;               /* on pool->waiters; guarded by pool.lock */
+	bool queued; /* on pool->waiters; guarded by pool.lock */
 	bool is_admin;
-	bool admin_full;           /* in admin_users: may change things, not only look */
+	bool admin_full; /* in admin_users: may change things, not only look */
 	bool closing;
 	bool login_done;
 	bool leak_reported;        /* leak_warn_timeout reported for the current hold */
@@ -78,8 +82,8 @@ struct client {
 
 /* What a client needs only while it logs in; freed once it is logged in. */
 struct client_login {
-	struct params guc;         /* startup GUCs that are not tracked (the pool key) */
-	char *secret;              /* the auth_file secret (owned; wiped when freed) */
+	struct params guc;          /* startup GUCs that are not tracked (the pool key) */
+	char *secret;               /* the auth_file secret (owned; wiped when freed) */
 	struct scram_server *scram; /* a SCRAM exchange */
 	uint8_t md5_salt[4];
 	int auth_step;
@@ -88,9 +92,9 @@ struct client_login {
 /* The client's application_name as it stands ("" when it has none). */
 const char *client_app_name(const struct client *cl);
 
-#define log_client(cl, level, fmt, ...)                                                              \
-	log_msg(level, "C-%llu %s/%s@%s: " fmt, (unsigned long long)(cl)->id,                        \
-	        (cl)->database ? (cl)->database : "-", (cl)->user ? (cl)->user : "-", (cl)->addr,       \
+#define log_client(cl, level, fmt, ...)                                                                      \
+	log_msg(level, "C-%llu %s/%s@%s: " fmt, (unsigned long long)(cl)->id,                                \
+	        (cl)->database ? (cl)->database : "-", (cl)->user ? (cl)->user : "-", (cl)->addr,            \
 	        ##__VA_ARGS__)
 
 /* A new connection accepted on w; data_waiting: its first bytes are

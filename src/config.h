@@ -27,14 +27,14 @@ enum auth_type {
 
 /* One [databases] entry. Integer fields are -1 when not given (inherit). */
 struct db_config {
-	char *name;          /* the key; "*" for the fallback entry */
-	char *host;          /* NULL: unix socket in unix_socket_dir of the server
-	                        ("/var/run/postgresql"); a leading '/' means a socket dir;
-	                        may be a comma-separated list */
-	int port;            /* default 5432 */
-	char *dbname;        /* NULL: same as the client's database name */
-	char *user;          /* NULL: the client's user */
-	char *password;      /* NULL: from auth_file or the client */
+	char *name;                 /* the key; "*" for the fallback entry */
+	char *host;                 /* NULL: unix socket in unix_socket_dir of the server
+	                               ("/var/run/postgresql"); a leading '/' means a socket dir;
+	                               may be a comma-separated list */
+	int port;                   /* default 5432 */
+	char *dbname;               /* NULL: same as the client's database name */
+	char *user;                 /* NULL: the client's user */
+	char *password;             /* NULL: from auth_file or the client */
 	char *application_name;     /* NULL: the client's */
 	char *target_session_attrs; /* NULL: any */
 	int pool_size;              /* -1: default_pool_size */
@@ -43,7 +43,7 @@ struct db_config {
 	int max_db_connections;     /* -1: global max_db_connections */
 	enum pool_mode pool_mode;   /* UNSET: inherit */
 	bool read_only;
-	int line;                   /* where it was defined, for messages */
+	int line; /* where it was defined, for messages */
 };
 
 /* One [users] entry. */
@@ -67,49 +67,49 @@ struct config {
 	char *auth_file;          /* NULL or path */
 	char *admin_users;        /* comma list, may be NULL */
 	char *stats_users;
-	enum pool_mode pool_mode; /* session */
-	int default_pool_size;    /* 20 */
-	int min_pool_size;        /* 0 */
-	int reserve_pool_size;    /* 0 */
-	pgs_usec_t reserve_pool_timeout; /* 5s */
-	int max_client_conn;      /* 100 */
-	int max_db_connections;   /* 0 = unlimited */
-	int max_user_connections; /* 0 = unlimited */
-	char *server_reset_query; /* "DISCARD ALL" */
-	bool server_reset_query_always; /* 0 */
-	char *server_check_query; /* "select 1" */
-	pgs_usec_t server_check_delay;   /* 30s */
-	pgs_usec_t server_check_timeout; /* 1s */
-	pgs_usec_t server_lifetime;      /* 3600s, 0 = unlimited */
-	int server_lifetime_jitter;      /* percent, 10 */
-	pgs_usec_t server_idle_timeout;  /* 600s, 0 = off */
-	pgs_usec_t server_connect_timeout; /* 15s */
-	pgs_usec_t server_login_retry;   /* 15s */
-	int server_connect_concurrency;  /* 4 */
-	pgs_usec_t query_timeout;        /* 0 = off */
-	pgs_usec_t query_wait_timeout;   /* 120s, 0 = off */
-	pgs_usec_t client_idle_timeout;  /* 0 = off */
-	pgs_usec_t client_login_timeout; /* 60s */
-	pgs_usec_t idle_transaction_timeout; /* 0 = off */
-	pgs_usec_t leak_warn_timeout;    /* 10s */
-	int max_waiting_clients;         /* 0 = unlimited */
-	bool tcp_keepalive;              /* 1 */
+	enum pool_mode pool_mode;                     /* session */
+	int default_pool_size;                        /* 20 */
+	int min_pool_size;                            /* 0 */
+	int reserve_pool_size;                        /* 0 */
+	pgs_usec_t reserve_pool_timeout;              /* 5s */
+	int max_client_conn;                          /* 100 */
+	int max_db_connections;                       /* 0 = unlimited */
+	int max_user_connections;                     /* 0 = unlimited */
+	char *server_reset_query;                     /* "DISCARD ALL" */
+	bool server_reset_query_always;               /* 0 */
+	char *server_check_query;                     /* "select 1" */
+	pgs_usec_t server_check_delay;                /* 30s */
+	pgs_usec_t server_check_timeout;              /* 1s */
+	pgs_usec_t server_lifetime;                   /* 3600s, 0 = unlimited */
+	int server_lifetime_jitter;                   /* percent, 10 */
+	pgs_usec_t server_idle_timeout;               /* 600s, 0 = off */
+	pgs_usec_t server_connect_timeout;            /* 15s */
+	pgs_usec_t server_login_retry;                /* 15s */
+	int server_connect_concurrency;               /* 4 */
+	pgs_usec_t query_timeout;                     /* 0 = off */
+	pgs_usec_t query_wait_timeout;                /* 120s, 0 = off */
+	pgs_usec_t client_idle_timeout;               /* 0 = off */
+	pgs_usec_t client_login_timeout;              /* 60s */
+	pgs_usec_t idle_transaction_timeout;          /* 0 = off */
+	pgs_usec_t leak_warn_timeout;                 /* 10s */
+	int max_waiting_clients;                      /* 0 = unlimited */
+	bool tcp_keepalive;                           /* 1 */
 	int tcp_keepidle, tcp_keepintvl, tcp_keepcnt; /* 0 = kernel default */
-	pgs_usec_t tcp_user_timeout;     /* 0 = kernel default */
+	pgs_usec_t tcp_user_timeout;                  /* 0 = kernel default */
 	int tcp_defer_accept;            /* non-zero: TCP_DEFER_ACCEPT on the listening sockets (1) */
 	char *ignore_startup_parameters; /* comma list, may be NULL */
 	int max_prepared_statements;     /* 0 */
 	bool log_connections, log_disconnections; /* 1, 1 */
-	pgs_usec_t stats_period;         /* 60s */
-	pgs_usec_t stats_log_period;     /* 60s */
-	pgs_usec_t shutdown_timeout;     /* 30s (ours: SIGTERM drain bound) */
-	int workers;                     /* 0 = number of cores */
-	char *http_addr;                 /* "127.0.0.1" */
-	int http_port;                   /* 9127, 0 = off */
-	pgs_usec_t health_max_wait;      /* 1s */
-	char *logfile;                   /* NULL = stderr only */
-	char *pidfile;                   /* NULL = none */
-	bool verbose;                    /* pgbouncer's "verbose": debug logging */
+	pgs_usec_t stats_period;                  /* 60s */
+	pgs_usec_t stats_log_period;              /* 60s */
+	pgs_usec_t shutdown_timeout;              /* 30s (ours: SIGTERM drain bound) */
+	int workers;                              /* 0 = number of cores */
+	char *http_addr;                          /* "127.0.0.1" */
+	int http_port;                            /* 9127, 0 = off */
+	pgs_usec_t health_max_wait;               /* 1s */
+	char *logfile;                            /* NULL = stderr only */
+	char *pidfile;                            /* NULL = none */
+	bool verbose;                             /* pgbouncer's "verbose": debug logging */
 
 	/* [databases]; the "*" entry, if any, is fallback_db (not in dbs) */
 	struct db_config *dbs;

@@ -21,8 +21,8 @@ void conn_init(struct conn *c, int fd)
 	msgbuf_init(&c->out, CONN_OUT_MAX);
 }
 
-bool conn_attach(struct conn *c, struct event_base *base, event_callback_fn read_cb, event_callback_fn write_cb,
-                 void *arg)
+bool conn_attach(struct conn *c, struct event_base *base, event_callback_fn read_cb,
+                 event_callback_fn write_cb, void *arg)
 {
 	c->reading = c->writing = false;
 	c->write_cb = write_cb;
@@ -32,7 +32,8 @@ bool conn_attach(struct conn *c, struct event_base *base, event_callback_fn read
 	}
 	if (event_assign(c->ev_read, base, c->fd, EV_READ | EV_PERSIST, read_cb, arg) != 0)
 		return false;
-	return c->ev_write == NULL || event_assign(c->ev_write, base, c->fd, EV_WRITE | EV_PERSIST, write_cb, arg) == 0;
+	return c->ev_write == NULL ||
+	       event_assign(c->ev_write, base, c->fd, EV_WRITE | EV_PERSIST, write_cb, arg) == 0;
 }
 
 bool conn_on_base(const struct conn *c, const struct event_base *base)
@@ -71,7 +72,7 @@ void conn_want_write(struct conn *c, bool on)
 		if (!on)
 			return;
 		c->ev_write = event_new(event_get_base(c->ev_read), c->fd, EV_WRITE | EV_PERSIST, c->write_cb,
-		                       event_get_callback_arg(c->ev_read));
+		                        event_get_callback_arg(c->ev_read));
 		if (c->ev_write == NULL)
 			return; /* out of memory: the next read or tick tries again */
 	}
@@ -134,7 +135,7 @@ enum io_result conn_write(struct conn *c, struct buf *span)
 			}
 			return IO_OK;
 		}
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
 		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 		if (w < 0) {
 			if (errno == EINTR)
@@ -192,8 +193,8 @@ void conn_close(struct conn *c, struct buf_pool *bp)
 	c->out_sent = 0;
 }
 
-enum frame_result conn_next_message(struct conn *c, enum frame_side side, struct frame *f, const uint8_t **body,
-                                    size_t *body_len)
+enum frame_result conn_next_message(struct conn *c, enum frame_side side, struct frame *f,
+                                    const uint8_t **body, size_t *body_len)
 {
 	struct buf *b = c->in;
 	if (b == NULL || b->start == b->end)

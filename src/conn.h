@@ -23,23 +23,24 @@ enum io_result { IO_OK, IO_AGAIN, IO_CLOSED, IO_ERROR };
 
 struct conn {
 	int fd;
-	int err;                /* errno of the last IO_ERROR */
-	struct event *ev_read;  /* owned; assigned to the current worker's base */
-	struct event *ev_write; /* owned; made the first time a write would block (idle connections have none) */
+	int err;               /* errno of the last IO_ERROR */
+	struct event *ev_read; /* owned; assigned to the current worker's base */
+	struct event
+	    *ev_write; /* owned; made the first time a write would block (idle connections have none) */
 	event_callback_fn write_cb; /* for ev_write (its argument is ev_read's) */
-	struct buf *in;         /* lent while bytes are in flight */
-	struct msgbuf out;      /* bytes pgsluice made for this peer; sent before the peer's forwarded span */
+	struct buf *in;             /* lent while bytes are in flight */
+	struct msgbuf out; /* bytes pgsluice made for this peer; sent before the peer's forwarded span */
 	uint32_t out_sent;
-	uint32_t body_left;     /* bytes of the message being streamed through that are not framed yet */
-	bool body_drop;         /* those bytes are dropped, not forwarded */
-	bool reading, writing;  /* whether ev_read / ev_write are added */
+	uint32_t body_left;    /* bytes of the message being streamed through that are not framed yet */
+	bool body_drop;        /* those bytes are dropped, not forwarded */
+	bool reading, writing; /* whether ev_read / ev_write are added */
 	uint64_t bytes_in, bytes_out; /* totals, for stats */
 };
 
 void conn_init(struct conn *c, int fd);
 /* (Re)assign both events to base; they start disabled. */
-bool conn_attach(struct conn *c, struct event_base *base, event_callback_fn read_cb, event_callback_fn write_cb,
-                 void *arg);
+bool conn_attach(struct conn *c, struct event_base *base, event_callback_fn read_cb,
+                 event_callback_fn write_cb, void *arg);
 /* Remove both events from their base (safe from another thread). */
 void conn_detach(struct conn *c);
 /* Whether c's events belong to base. */
@@ -72,8 +73,8 @@ void conn_close(struct conn *c, struct buf_pool *bp);
  * admin console): the next complete message in c->in, consumed. FRAME_OK
  * with *body and *body_len set; FRAME_NEED_MORE (the buffer is compacted);
  * FRAME_BAD_* for a bad header or a message larger than the buffer. */
-enum frame_result conn_next_message(struct conn *c, enum frame_side side, struct frame *f, const uint8_t **body,
-                                    size_t *body_len);
+enum frame_result conn_next_message(struct conn *c, enum frame_side side, struct frame *f,
+                                    const uint8_t **body, size_t *body_len);
 
 /* Socket options. */
 bool sock_set_nonblock(int fd);

@@ -82,29 +82,40 @@ enum fam {
 };
 
 static const struct family families[F__COUNT] = {
-	[F_CLIENTS] = { "pgsluice_clients", "gauge", "Client connections of the pool by state (active: linked to a server)." },
-	[F_SERVERS] = { "pgsluice_servers", "gauge", "Server connections of the pool by state." },
-	[F_POOL_SIZE] = { "pgsluice_pool_size", "gauge", "Server connections the pool may open." },
-	[F_MAX_WAIT] = { "pgsluice_max_wait_seconds", "gauge", "How long the longest-waiting client has waited so far." },
-	[F_UNREACHABLE] = { "pgsluice_server_unreachable", "gauge", "1 while the pool's latest connects failed and it has no server." },
-	[F_WAIT_HIST] = { "pgsluice_wait_seconds", "histogram", "How long clients waited for a server connection." },
-	[F_HOLD_HIST] = { "pgsluice_hold_seconds", "histogram", "How long a server connection stayed linked to one client." },
-	[F_XACT] = { "pgsluice_transactions_total", "counter", "Transactions finished." },
-	[F_QUERY] = { "pgsluice_queries_total", "counter", "Queries answered." },
-	[F_RECV] = { "pgsluice_received_bytes_total", "counter", "Bytes received from clients." },
-	[F_SENT] = { "pgsluice_sent_bytes_total", "counter", "Bytes sent to clients." },
-	[F_XACT_TIME] = { "pgsluice_transaction_seconds_total", "counter", "Time spent in transactions." },
-	[F_QUERY_TIME] = { "pgsluice_query_seconds_total", "counter", "Time servers spent on queries." },
-	[F_ASSIGN] = { "pgsluice_server_assignments_total", "counter", "Times a server connection was linked to a client." },
-	[F_TIMEOUTS] = { "pgsluice_timeouts_total", "counter", "Timeouts by kind." },
-	[F_REFUSED] = { "pgsluice_refused_clients_total", "counter", "Clients refused, by reason." },
-	[F_LEAKS] = { "pgsluice_leak_warnings_total", "counter", "Clients reported for holding a server idle past leak_warn_timeout." },
-	[F_DEAD] = { "pgsluice_dead_servers_total", "counter", "Idle server connections found closed or readable and dropped." },
-	[F_CONNECT_FAIL] = { "pgsluice_server_connect_failures_total", "counter", "Server connects or logins that failed." },
-	[F_ROLLBACK] = { "pgsluice_release_rollbacks_total", "counter", "ROLLBACKs sent when a server was released in a transaction." },
+    [F_CLIENTS] = {"pgsluice_clients", "gauge",
+                   "Client connections of the pool by state (active: linked to a server)."},
+    [F_SERVERS] = {"pgsluice_servers", "gauge", "Server connections of the pool by state."},
+    [F_POOL_SIZE] = {"pgsluice_pool_size", "gauge", "Server connections the pool may open."},
+    [F_MAX_WAIT] = {"pgsluice_max_wait_seconds", "gauge",
+                    "How long the longest-waiting client has waited so far."},
+    [F_UNREACHABLE] = {"pgsluice_server_unreachable", "gauge",
+                       "1 while the pool's latest connects failed and it has no server."},
+    [F_WAIT_HIST] = {"pgsluice_wait_seconds", "histogram",
+                     "How long clients waited for a server connection."},
+    [F_HOLD_HIST] = {"pgsluice_hold_seconds", "histogram",
+                     "How long a server connection stayed linked to one client."},
+    [F_XACT] = {"pgsluice_transactions_total", "counter", "Transactions finished."},
+    [F_QUERY] = {"pgsluice_queries_total", "counter", "Queries answered."},
+    [F_RECV] = {"pgsluice_received_bytes_total", "counter", "Bytes received from clients."},
+    [F_SENT] = {"pgsluice_sent_bytes_total", "counter", "Bytes sent to clients."},
+    [F_XACT_TIME] = {"pgsluice_transaction_seconds_total", "counter", "Time spent in transactions."},
+    [F_QUERY_TIME] = {"pgsluice_query_seconds_total", "counter", "Time servers spent on queries."},
+    [F_ASSIGN] = {"pgsluice_server_assignments_total", "counter",
+                  "Times a server connection was linked to a client."},
+    [F_TIMEOUTS] = {"pgsluice_timeouts_total", "counter", "Timeouts by kind."},
+    [F_REFUSED] = {"pgsluice_refused_clients_total", "counter", "Clients refused, by reason."},
+    [F_LEAKS] = {"pgsluice_leak_warnings_total", "counter",
+                 "Clients reported for holding a server idle past leak_warn_timeout."},
+    [F_DEAD] = {"pgsluice_dead_servers_total", "counter",
+                "Idle server connections found closed or readable and dropped."},
+    [F_CONNECT_FAIL] = {"pgsluice_server_connect_failures_total", "counter",
+                        "Server connects or logins that failed."},
+    [F_ROLLBACK] = {"pgsluice_release_rollbacks_total", "counter",
+                    "ROLLBACKs sent when a server was released in a transaction."},
 };
 
-static void sample_line(struct evbuffer *b, const char *name, const struct pool *p, const char *extra, double v)
+static void sample_line(struct evbuffer *b, const char *name, const struct pool *p, const char *extra,
+                        double v)
 {
 	evbuffer_add_printf(b, "%s{", name);
 	add_labels(b, p);
@@ -197,13 +208,17 @@ static void family_of_pool(struct pool *p, void *arg)
 		sample_line(b, name, p, NULL, (double)stats_read(st, ST_ASSIGN));
 		break;
 	case F_TIMEOUTS:
-		sample_line(b, name, p, "kind=\"query_wait_timeout\"", (double)stats_read(st, ST_WAIT_TIMEOUT));
+		sample_line(b, name, p, "kind=\"query_wait_timeout\"",
+		            (double)stats_read(st, ST_WAIT_TIMEOUT));
 		sample_line(b, name, p, "kind=\"query_timeout\"", (double)stats_read(st, ST_QUERY_TIMEOUT));
-		sample_line(b, name, p, "kind=\"idle_transaction_timeout\"", (double)stats_read(st, ST_IDLE_TXN_TIMEOUT));
-		sample_line(b, name, p, "kind=\"client_idle_timeout\"", (double)stats_read(st, ST_CLIENT_IDLE_TIMEOUT));
+		sample_line(b, name, p, "kind=\"idle_transaction_timeout\"",
+		            (double)stats_read(st, ST_IDLE_TXN_TIMEOUT));
+		sample_line(b, name, p, "kind=\"client_idle_timeout\"",
+		            (double)stats_read(st, ST_CLIENT_IDLE_TIMEOUT));
 		break;
 	case F_REFUSED:
-		sample_line(b, name, p, "reason=\"max_waiting_clients\"", (double)stats_read(st, ST_REFUSED_QUEUE));
+		sample_line(b, name, p, "reason=\"max_waiting_clients\"",
+		            (double)stats_read(st, ST_REFUSED_QUEUE));
 		break;
 	case F_LEAKS:
 		sample_line(b, name, p, NULL, (double)stats_read(st, ST_LEAK_WARNING));
@@ -224,24 +239,29 @@ static void family_of_pool(struct pool *p, void *arg)
 
 static void write_metrics(struct evbuffer *b)
 {
-	struct metrics_ctx m = { b, clock_now_usec(), 0 };
-	evbuffer_add_printf(b, "# HELP pgsluice_up 1 while pgsluice answers.\n# TYPE pgsluice_up gauge\npgsluice_up 1\n");
-	evbuffer_add_printf(b,
-	                    "# HELP pgsluice_build_info The running version.\n# TYPE pgsluice_build_info gauge\n"
-	                    "pgsluice_build_info{version=\"%s\"} 1\n",
-	                    PGSLUICE_VERSION);
-	evbuffer_add_printf(b,
-	                    "# HELP pgsluice_client_connections Client connections open, all pools and logins.\n"
-	                    "# TYPE pgsluice_client_connections gauge\npgsluice_client_connections %d\n",
-	                    atomic_load(&rt.n_clients));
-	evbuffer_add_printf(b,
-	                    "# HELP pgsluice_refused_connections_total Connections refused before login, by reason.\n"
-	                    "# TYPE pgsluice_refused_connections_total counter\n"
-	                    "pgsluice_refused_connections_total{reason=\"max_client_conn\"} %llu\n",
-	                    (unsigned long long)atomic_load(&rt.refused_max_client_conn));
+	struct metrics_ctx m = {b, clock_now_usec(), 0};
+	evbuffer_add_printf(
+	    b, "# HELP pgsluice_up 1 while pgsluice answers.\n# TYPE pgsluice_up gauge\npgsluice_up 1\n");
+	evbuffer_add_printf(
+	    b,
+	    "# HELP pgsluice_build_info The running version.\n# TYPE pgsluice_build_info gauge\n"
+	    "pgsluice_build_info{version=\"%s\"} 1\n",
+	    PGSLUICE_VERSION);
+	evbuffer_add_printf(
+	    b,
+	    "# HELP pgsluice_client_connections Client connections open, all pools and logins.\n"
+	    "# TYPE pgsluice_client_connections gauge\npgsluice_client_connections %d\n",
+	    atomic_load(&rt.n_clients));
+	evbuffer_add_printf(
+	    b,
+	    "# HELP pgsluice_refused_connections_total Connections refused before login, by reason.\n"
+	    "# TYPE pgsluice_refused_connections_total counter\n"
+	    "pgsluice_refused_connections_total{reason=\"max_client_conn\"} %llu\n",
+	    (unsigned long long)atomic_load(&rt.refused_max_client_conn));
 	for (m.family = 0; m.family < F__COUNT; m.family++) {
 		const struct family *fam = &families[m.family];
-		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam->name, fam->help, fam->name, fam->type);
+		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam->name, fam->help, fam->name,
+		                    fam->type);
 		pool_for_each(family_of_pool, &m);
 	}
 }
@@ -262,14 +282,15 @@ static void pool_json(struct evbuffer *b, const struct pool *p, const struct poo
 	add_escaped(b, p->db_name);
 	evbuffer_add_printf(b, "\",\"user\":\"");
 	add_escaped(b, p->user_name);
-	evbuffer_add_printf(b,
-	                    "\",\"pool_mode\":\"%s\",\"pool_size\":%d,\"cl_active\":%d,\"cl_idle\":%d,\"cl_waiting\":%d,"
-	                    "\"sv_active\":%d,\"sv_idle\":%d,\"sv_used\":%d,\"sv_tested\":%d,\"sv_login\":%d,"
-	                    "\"maxwait\":%lld,\"maxwait_us\":%lld,\"max_wait_seconds\":%.6f",
-	                    config_pool_mode_name(f->mode), f->pool_size, f->cl_active, f->cl_idle, f->cl_waiting,
-	                    f->sv_active, f->sv_idle, f->sv_used, f->sv_tested, f->sv_login,
-	                    (long long)(f->maxwait_usec / 1000000), (long long)(f->maxwait_usec % 1000000),
-	                    (double)f->maxwait_usec / 1e6);
+	evbuffer_add_printf(
+	    b,
+	    "\",\"pool_mode\":\"%s\",\"pool_size\":%d,\"cl_active\":%d,\"cl_idle\":%d,\"cl_waiting\":%d,"
+	    "\"sv_active\":%d,\"sv_idle\":%d,\"sv_used\":%d,\"sv_tested\":%d,\"sv_login\":%d,"
+	    "\"maxwait\":%lld,\"maxwait_us\":%lld,\"max_wait_seconds\":%.6f",
+	    config_pool_mode_name(f->mode), f->pool_size, f->cl_active, f->cl_idle, f->cl_waiting,
+	    f->sv_active, f->sv_idle, f->sv_used, f->sv_tested, f->sv_login,
+	    (long long)(f->maxwait_usec / 1000000), (long long)(f->maxwait_usec % 1000000),
+	    (double)f->maxwait_usec / 1e6);
 }
 
 static void health_of_pool(struct pool *p, void *arg)
@@ -284,11 +305,12 @@ static void health_of_pool(struct pool *p, void *arg)
 	pool_json(j->b, p, &f);
 	evbuffer_add_printf(j->b, ",\"healthy\":%s,\"reasons\":[", waited || unreachable ? "false" : "true");
 	if (waited)
-		evbuffer_add_printf(j->b,
-		                    "\"a client has waited %.1fs for a server connection (health_max_wait=%.1fs; "
-		                    "active=%d waiting=%d pool_size=%d)\"",
-		                    (double)f.maxwait_usec / 1e6, (double)j->max_wait_limit / 1e6, f.sv_active,
-		                    f.cl_waiting, f.pool_size);
+		evbuffer_add_printf(
+		    j->b,
+		    "\"a client has waited %.1fs for a server connection (health_max_wait=%.1fs; "
+		    "active=%d waiting=%d pool_size=%d)\"",
+		    (double)f.maxwait_usec / 1e6, (double)j->max_wait_limit / 1e6, f.sv_active, f.cl_waiting,
+		    f.pool_size);
 	if (unreachable) {
 		evbuffer_add_printf(j->b, "%s\"server unreachable: ", waited ? "," : "");
 		add_escaped(j->b, f.last_error);
@@ -312,7 +334,8 @@ static void pools_of_pool(struct pool *p, void *arg)
 
 /* --- dispatch --- */
 
-static void reply(struct evhttp_request *req, int code, const char *reason, const char *type, struct evbuffer *b)
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+                  struct evbuffer *b)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
 	evhttp_send_reply(req, code, reason, b);
@@ -330,7 +353,8 @@ static void handle(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, 500, "out of memory");
 		return;
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
 		evbuffer_add_printf(b, "only GET\n");
 		reply(req, 405, "Method Not Allowed", "text/plain", b);
 	} else if (strcmp(path, "/metrics") == 0) {
@@ -338,18 +362,18 @@ static void handle(struct evhttp_request *req, void *arg)
 		reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
 	} else if (strcmp(path, "/health") == 0) {
 		struct cfg_gen *g = runtime_gen_acquire();
-		struct json_ctx j = { b, clock_now_usec(), g->cfg->health_max_wait, 0, 0 };
+		struct json_ctx j = {b, clock_now_usec(), g->cfg->health_max_wait, 0, 0};
 		runtime_gen_release(g);
 		evbuffer_add_printf(b, "{\"pools\":[");
 		pool_for_each(health_of_pool, &j);
-		evbuffer_add_printf(b, "],\"status\":\"%s\",\"unhealthy_pools\":%d}\n", j.unhealthy ? "unhealthy" : "ok",
-		                    j.unhealthy);
+		evbuffer_add_printf(b, "],\"status\":\"%s\",\"unhealthy_pools\":%d}\n",
+		                    j.unhealthy ? "unhealthy" : "ok", j.unhealthy);
 		if (j.unhealthy)
 			reply(req, 503, "Service Unavailable", "application/json", b);
 		else
 			reply(req, 200, "OK", "application/json", b);
 	} else if (strcmp(path, "/pools") == 0) {
-		struct json_ctx j = { b, clock_now_usec(), 0, 0, 0 };
+		struct json_ctx j = {b, clock_now_usec(), 0, 0, 0};
 		evbuffer_add(b, "[", 1);
 		pool_for_each(pools_of_pool, &j);
 		evbuffer_add(b, "]\n", 2);
@@ -374,7 +398,8 @@ bool http_start(struct event_base *base, const struct config *cfg, char *err, si
 	evhttp_set_allowed_methods(server, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	const char *addr = cfg->http_addr != NULL && cfg->http_addr[0] ? cfg->http_addr : "127.0.0.1";
 	if (evhttp_bind_socket(server, addr, (ev_uint16_t)cfg->http_port) != 0) {
-		snprintf(err, err_size, "cannot listen for HTTP on %s:%d (http_addr, http_port)", addr, cfg->http_port);
+		snprintf(err, err_size, "cannot listen for HTTP on %s:%d (http_addr, http_port)", addr,
+		         cfg->http_port);
 		evhttp_free(server);
 		server = NULL;
 		return false;

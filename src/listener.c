@@ -94,8 +94,8 @@ void listener_tune(struct worker *w, const struct config *cfg)
 
 static bool add_listener(struct worker *w, int fd, char *err, unsigned err_size)
 {
-	struct evconnlistener *l =
-	    evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024, fd);
+	struct evconnlistener *l = evconnlistener_new(
+	    w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024, fd);
 	if (l == NULL) {
 		snprintf(err, err_size, "cannot create listener");
 		close(fd);
@@ -183,7 +183,8 @@ bool listener_setup(struct worker *w, const struct config *cfg, bool with_unix, 
 		char *list = strdup(cfg->listen_addr), *save = NULL;
 		if (list == NULL)
 			return false;
-		for (char *tok = strtok_r(list, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+		for (char *tok = strtok_r(list, ", ", &save); tok != NULL;
+		     tok = strtok_r(NULL, ", ", &save)) {
 			if (!listen_tcp(w, cfg, tok, cfg->listen_port, err, err_size)) {
 				free(list);
 				return false;

@@ -17,7 +17,7 @@ static atomic_bool debug_on; /* set by reload on the main thread, read everywher
 static int log_fd = -1;
 static pthread_mutex_t log_file_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *const level_names[] = { "DEBUG", "INFO", "WARNING", "ERROR", "FATAL" };
+static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR", "FATAL"};
 
 void log_set_debug(bool on)
 {
@@ -58,8 +58,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	gettimeofday(&tv, NULL);
 	localtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03d %d %s ", (int)(tv.tv_usec / 1000), (int)getpid(),
-	                      level_names[level]);
+	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03d %d %s ", (int)(tv.tv_usec / 1000),
+	                      (int)getpid(), level_names[level]);
 	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 	va_end(ap);

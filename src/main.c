@@ -244,7 +244,7 @@ int main(int argc, char **argv)
 	struct event *sig_term = evsignal_new(main_base, SIGTERM, signal_cb, NULL);
 	struct event *sig_int = evsignal_new(main_base, SIGINT, signal_cb, NULL);
 	struct event *janitor = event_new(main_base, -1, EV_PERSIST, janitor_cb, NULL);
-	struct timeval tv = { 0, JANITOR_USEC };
+	struct timeval tv = {0, JANITOR_USEC};
 	evsignal_add(sig_hup, NULL);
 	evsignal_add(sig_term, NULL);
 	evsignal_add(sig_int, NULL);

@@ -14,7 +14,8 @@
 #include "util/clock.h"
 #include "worker.h"
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER; /* guards the three lists; taken before a pool's lock */
+static pthread_mutex_t registry_lock =
+    PTHREAD_MUTEX_INITIALIZER; /* guards the three lists; taken before a pool's lock */
 
 /* Databases paused by PAUSE or KILL; guarded by registry_lock. */
 static struct {
@@ -40,7 +41,8 @@ static struct list user_limits = LIST_INIT(user_limits);
 static struct pool_limit *limit_get(struct list *head, const char *name)
 {
 	struct list *it;
-	list_for_each(it, head) {
+	list_for_each(it, head)
+	{
 		struct pool_limit *l = container_of(it, struct pool_limit, node);
 		if (strcmp(l->name, name) == 0)
 			return l;
@@ -68,7 +70,8 @@ static void settings_free(struct pool_settings *s)
 }
 
 /* Everything a pool's servers need, resolved from one configuration. */
-static struct pool_settings *settings_build(const struct config *cfg, const char *db_name, const char *user_name)
+static struct pool_settings *settings_build(const struct config *cfg, const char *db_name,
+                                            const char *user_name)
 {
 	const struct db_config *db = config_find_db(cfg, db_name);
 	const struct user_config *u = config_find_user(cfg, user_name);
@@ -106,21 +109,24 @@ static struct pool_settings *settings_build(const struct config *cfg, const char
 	} else {
 		/* The auth_file secret of the user we log in as, when there is one. */
 		struct cfg_gen *g = runtime_gen_acquire();
-		const char *secret = g != NULL && g->users != NULL ? userlist_find(g->users, s->server_user) : NULL;
+		const char *secret =
+		    g != NULL && g->users != NULL ? userlist_find(g->users, s->server_user) : NULL;
 		s->password = str_dup(secret);
 		runtime_gen_release(g);
 	}
 	return s;
 }
 
-struct pool *pool_get(const struct config *cfg, const char *db_name, const char *user_name, const struct params *guc)
+struct pool *pool_get(const struct config *cfg, const char *db_name, const char *user_name,
+                      const struct params *guc)
 {
 	char *key = params_canonical(guc);
 	if (key == NULL)
 		return NULL;
 	pthread_mutex_lock(&registry_lock);
 	struct list *it;
-	list_for_each(it, &pools) {
+	list_for_each(it, &pools)
+	{
 		struct pool *p = container_of(it, struct pool, node);
 		if (strcmp(p->db_name, db_name) == 0 && strcmp(p->user_name, user_name) == 0 &&
 		    strcmp(p->params_key, key) == 0) {
@@ -146,16 +152,16 @@ struct pool *pool_get(const struct config *cfg, const char *db_name, const char 
 	p->set = settings_build(cfg, db_name, user_name);
 	p->db_limit = limit_get(&db_limits, db_name);
 	p->user_limit = limit_get(&user_limits, user_name);
-	if (p->db_name == NULL || p->user_name == NULL || p->name == NULL || p->set == NULL || p->db_limit == NULL ||
-	    p->user_limit == NULL || !params_copy(&p->guc, guc))
+	if (p->db_name == NULL || p->user_name == NULL || p->name == NULL || p->set == NULL ||
+	    p->db_limit == NULL || p->user_limit == NULL || !params_copy(&p->guc, guc))
 		goto fail;
 	atomic_init(&p->mode, (int)p->set->mode);
 	p->paused = db_paused_locked(db_name);
 	atomic_store(&p->stats.period_start_usec, clock_now_usec());
 	atomic_init(&p->max_waiting, p->set->max_waiting);
 	list_add_tail(&pools, &p->node);
-	log_msg(LOG_INFO, "pool %s created (mode=%s pool_size=%d)", p->name, config_pool_mode_name(p->set->mode),
-	        p->set->pool_size);
+	log_msg(LOG_INFO, "pool %s created (mode=%s pool_size=%d)", p->name,
+	        config_pool_mode_name(p->set->mode), p->set->pool_size);
 	pthread_mutex_unlock(&registry_lock);
 	return p;
 fail:
@@ -179,8 +185,10 @@ void pool_prewarm(const struct config *cfg)
 	struct params none = PARAMS_INIT;
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		const struct db_config *db = &cfg->dbs[i];
-		if (db->user != NULL && config_effective_min_pool_size(cfg, db) > 0 && pool_get(cfg, db->name, db->user, &none) == NULL)
-			log_msg(LOG_WARNING, "pool %s/%s: cannot create it ahead of clients (out of memory)", db->user, db->name);
+		if (db->user != NULL && config_effective_min_pool_size(cfg, db) > 0 &&
+		    pool_get(cfg, db->name, db->user, &none) == NULL)
+			log_msg(LOG_WARNING, "pool %s/%s: cannot create it ahead of clients (out of memory)",
+			        db->user, db->name);
 	}
 }
 
@@ -188,7 +196,8 @@ void pool_reconfigure_all(const struct config *cfg)
 {
 	pthread_mutex_lock(&registry_lock);
 	struct list *it;
-	list_for_each(it, &pools) {
+	list_for_each(it, &pools)
+	{
 		struct pool *p = container_of(it, struct pool, node);
 		struct pool_settings *s = settings_build(cfg, p->db_name, p->user_name);
 		if (s == NULL)
@@ -220,7 +229,8 @@ static bool reserve_launch_upto(struct pool *p, int cap)
 	}
 	if (s->max_db_connections <= 0)
 		atomic_fetch_add(&p->db_limit->used, 1);
-	if (s->max_user_connections > 0 && atomic_fetch_add(&p->user_limit->used, 1) >= s->max_user_connections) {
+	if (s->max_user_connections > 0 &&
+	    atomic_fetch_add(&p->user_limit->used, 1) >= s->max_user_connections) {
 		atomic_fetch_sub(&p->user_limit->used, 1);
 		atomic_fetch_sub(&p->db_limit->used, 1);
 		return false;
@@ -290,7 +300,8 @@ static struct client *pick_waiter(struct pool *p, struct worker *w)
 	if (head->worker == w)
 		return head;
 	int scanned = 0;
-	for (struct list *it = head->wait_node.next; it != &p->waiters && scanned < 8; it = it->next, scanned++) {
+	for (struct list *it = head->wait_node.next; it != &p->waiters && scanned < 8;
+	     it = it->next, scanned++) {
 		struct client *cl = container_of(it, struct client, wait_node);
 		if (cl->wait_started - head->wait_started > SIMULTANEOUS_USEC)
 			break;
@@ -320,7 +331,8 @@ static bool idle_too_long(const struct server *s, int64_t delay, int64_t now)
 	return delay == 0 || (delay > 0 && now - s->idle_since > delay);
 }
 
-enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struct worker *w, struct server **out)
+enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struct worker *w,
+                                        struct server **out)
 {
 	enum pool_checkout_result r = POOL_WAIT;
 	*out = NULL;
@@ -337,7 +349,8 @@ enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struc
 		struct server *pick = NULL;
 		int scanned = 0;
 		struct list *it;
-		list_for_each(it, &p->idle) {
+		list_for_each(it, &p->idle)
+		{
 			struct server *s = container_of(it, struct server, pool_node);
 			if (pick == NULL)
 				pick = s;
@@ -512,7 +525,8 @@ void pool_figures(struct pool *p, int64_t now_usec, struct pool_figures *f)
 	f->sv_active = stats_gauge(&p->stats, SG_SERVERS, SV_ACTIVE);
 	f->sv_used = stats_gauge(&p->stats, SG_SERVERS, SV_RESET);
 	f->sv_tested = stats_gauge(&p->stats, SG_SERVERS, SV_TESTING);
-	f->sv_login = stats_gauge(&p->stats, SG_SERVERS, SV_CONNECTING) + stats_gauge(&p->stats, SG_SERVERS, SV_LOGIN);
+	f->sv_login =
+	    stats_gauge(&p->stats, SG_SERVERS, SV_CONNECTING) + stats_gauge(&p->stats, SG_SERVERS, SV_LOGIN);
 	f->mode = pool_mode_of(p);
 	pthread_mutex_lock(&p->lock);
 	f->paused = p->paused;
@@ -525,7 +539,8 @@ void pool_figures(struct pool *p, int64_t now_usec, struct pool_figures *f)
 			f->maxwait_usec = now_usec - head->wait_started;
 	}
 	f->connect_failures_in_row = p->connect_failures_in_row;
-	snprintf(f->last_error, sizeof(f->last_error), "%s", p->last_connect_error ? p->last_connect_error : "");
+	snprintf(f->last_error, sizeof(f->last_error), "%s",
+	         p->last_connect_error ? p->last_connect_error : "");
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -556,7 +571,8 @@ int pool_pause_db(const char *db)
 			free(copy);
 	}
 	struct list *it;
-	list_for_each(it, &pools) {
+	list_for_each(it, &pools)
+	{
 		struct pool *p = container_of(it, struct pool, node);
 		if (!matches(p, db))
 			continue;
@@ -584,9 +600,12 @@ bool pool_db_quiet(const char *db)
 	bool quiet = true;
 	pthread_mutex_lock(&registry_lock);
 	struct list *it;
-	list_for_each(it, &pools) {
+	list_for_each(it, &pools)
+	{
 		struct pool *p = container_of(it, struct pool, node);
-		if (matches(p, db) && stats_gauge(&p->stats, SG_SERVERS, SV_ACTIVE) + stats_gauge(&p->stats, SG_SERVERS, SV_RESET) > 0)
+		if (matches(p, db) && stats_gauge(&p->stats, SG_SERVERS, SV_ACTIVE) +
+		                              stats_gauge(&p->stats, SG_SERVERS, SV_RESET) >
+		                          0)
 			quiet = false;
 	}
 	pthread_mutex_unlock(&registry_lock);
@@ -628,7 +647,8 @@ int pool_resume_db(const char *db)
 		}
 	}
 	struct list *it;
-	list_for_each(it, &pools) {
+	list_for_each(it, &pools)
+	{
 		struct pool *p = container_of(it, struct pool, node);
 		if (!matches(p, db))
 			continue;
@@ -654,7 +674,8 @@ int pool_reconnect_db(const char *db)
 	int n = 0;
 	pthread_mutex_lock(&registry_lock);
 	struct list *it;
-	list_for_each(it, &pools) {
+	list_for_each(it, &pools)
+	{
 		struct pool *p = container_of(it, struct pool, node);
 		if (matches(p, db)) {
 			atomic_fetch_add(&p->epoch, 1);
@@ -714,14 +735,17 @@ void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn lau
 	list_init(&expired);
 	pthread_mutex_lock(&registry_lock);
 	struct list *it;
-	list_for_each(it, &pools) {
+	list_for_each(it, &pools)
+	{
 		struct pool *p = container_of(it, struct pool, node);
 		int n_launch = 0;
 		pthread_mutex_lock(&p->lock);
 		struct list *sit, *tmp;
-		list_for_each_safe(sit, tmp, &p->idle) {
+		list_for_each_safe(sit, tmp, &p->idle)
+		{
 			struct server *s = container_of(sit, struct server, pool_node);
-			int64_t idle_limit = cfg->server_idle_timeout - cfg->server_idle_timeout * s->idle_jitter_permille / 1000;
+			int64_t idle_limit = cfg->server_idle_timeout -
+			                     cfg->server_idle_timeout * s->idle_jitter_permille / 1000;
 			bool idle_out = cfg->server_idle_timeout > 0 && now - s->idle_since >= idle_limit;
 			bool too_old = s->lifetime_usec > 0 && now - s->created_at >= s->lifetime_usec;
 			bool too_many = p->n_servers > p->set->pool_size || p->set->removed;
@@ -742,7 +766,8 @@ void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn lau
 		/* reserve_pool_size: one more connection per round while the
 		 * head of the queue has waited reserve_pool_timeout. */
 		int64_t head_wait = 0;
-		if (p->set->reserve_size > 0 && !list_empty(&p->waiters) && p->n_idle == 0 && p->n_connecting == 0) {
+		if (p->set->reserve_size > 0 && !list_empty(&p->waiters) && p->n_idle == 0 &&
+		    p->n_connecting == 0) {
 			const struct client *head = container_of(p->waiters.next, struct client, wait_node);
 			head_wait = head->wait_started > 0 ? now - head->wait_started : 0;
 			if (head_wait < p->set->reserve_timeout ||
@@ -753,7 +778,9 @@ void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn lau
 		pthread_mutex_unlock(&p->lock);
 		if (head_wait > 0) {
 			n_launch++;
-			log_msg(LOG_WARNING, "pool %s: opening a reserve connection (%d of pool_size %d + reserve_pool_size %d): a "
+			log_msg(LOG_WARNING,
+			        "pool %s: opening a reserve connection (%d of pool_size %d + "
+			        "reserve_pool_size %d): a "
 			        "client has waited %.1fs",
 			        p->name, n_servers, size, reserve, (double)head_wait / 1e6);
 		}
@@ -762,7 +789,8 @@ void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn lau
 	}
 	/* A pool whose waiters are held back only by max_db_connections or
 	 * max_user_connections takes the slot of another pool's idle server. */
-	list_for_each(it, &pools) {
+	list_for_each(it, &pools)
+	{
 		struct pool *p = container_of(it, struct pool, node);
 		pthread_mutex_lock(&p->lock);
 		bool starved = p->n_waiting > 0 && p->n_connecting == 0 && p->n_idle == 0 &&
@@ -771,14 +799,16 @@ void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn lau
 		if (!starved)
 			continue;
 		struct list *qit;
-		list_for_each(qit, &pools) {
+		list_for_each(qit, &pools)
+		{
 			struct pool *q = container_of(qit, struct pool, node);
 			if (q == p || (q->db_limit != p->db_limit && q->user_limit != p->user_limit))
 				continue;
 			pthread_mutex_lock(&q->lock);
 			struct server *victim = NULL;
 			if (!list_empty(&q->idle)) {
-				victim = container_of(q->idle.prev, struct server, pool_node); /* the longest idle */
+				victim = container_of(q->idle.prev, struct server,
+				                      pool_node); /* the longest idle */
 				list_del(&victim->pool_node);
 				q->n_idle--;
 				count_out(q);
@@ -787,8 +817,10 @@ void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn lau
 			}
 			pthread_mutex_unlock(&q->lock);
 			if (victim != NULL) {
-				log_msg(LOG_INFO, "pool %s: closing an idle server of pool %s to make room under a limit",
-				        p->name, q->name);
+				log_msg(
+				    LOG_INFO,
+				    "pool %s: closing an idle server of pool %s to make room under a limit",
+				    p->name, q->name);
 				break;
 			}
 		}

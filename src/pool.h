@@ -34,7 +34,7 @@ struct pool_limit {
 
 /* What a pool's servers connect to; replaced as a whole on reload. */
 struct pool_settings {
-	char *hosts;            /* comma list; NULL: default unix socket dir */
+	char *hosts; /* comma list; NULL: default unix socket dir */
 	int port;
 	char *dbname;
 	char *server_user;
@@ -45,48 +45,50 @@ struct pool_settings {
 	int max_db_connections;   /* 0: unlimited */
 	int max_user_connections; /* 0: unlimited */
 	int connect_concurrency;
-	int max_waiting;         /* max_waiting_clients; 0: unlimited */
-	int64_t check_delay;     /* server_check_delay: an idle server older than this is checked first; <0: never */
-	int reserve_size;        /* reserve_pool_size */
+	int max_waiting; /* max_waiting_clients; 0: unlimited */
+	int64_t
+	    check_delay;  /* server_check_delay: an idle server older than this is checked first; <0: never */
+	int reserve_size; /* reserve_pool_size */
 	int64_t reserve_timeout; /* reserve_pool_timeout */
 	int64_t login_retry;     /* server_login_retry: the longest backoff after failed connects */
 	enum pool_mode mode;
 	bool read_only;
-	bool removed;           /* the database entry is gone: no new clients */
+	bool removed; /* the database entry is gone: no new clients */
 };
 
 struct pool {
-	pthread_mutex_t lock;     /* see the header comment for the rules */
-	struct list node;         /* registry list; guarded by the registry lock */
-	char *db_name;            /* as the client names it */
+	pthread_mutex_t lock; /* see the header comment for the rules */
+	struct list node;     /* registry list; guarded by the registry lock */
+	char *db_name;        /* as the client names it */
 	char *user_name;
-	char *params_key;         /* canonical text of guc */
-	struct params guc;        /* GUCs every server of this pool starts with */
-	char *name;               /* "db/user" for messages */
-	struct pool_limit *db_limit;   /* borrowed from the registry */
+	char *params_key;            /* canonical text of guc */
+	struct params guc;           /* GUCs every server of this pool starts with */
+	char *name;                  /* "db/user" for messages */
+	struct pool_limit *db_limit; /* borrowed from the registry */
 	struct pool_limit *user_limit;
-	atomic_int mode;               /* enum pool_mode, readable without the lock (reload updates it) */
-	atomic_int max_waiting;        /* max_waiting_clients, readable without the lock */
-	atomic_uint epoch;             /* RECONNECT bumps it: servers of an older epoch are closed, not reused */
+	atomic_int mode;        /* enum pool_mode, readable without the lock (reload updates it) */
+	atomic_int max_waiting; /* max_waiting_clients, readable without the lock */
+	atomic_uint epoch;      /* RECONNECT bumps it: servers of an older epoch are closed, not reused */
 
 	/* guarded by lock */
-	struct pool_settings *set;     /* owned */
-	struct list idle;              /* struct server (pool_node), most recent first */
-	struct list waiters;           /* struct client (wait_node), FIFO */
-	int n_servers;                 /* every server of the pool, connecting included */
+	struct pool_settings *set; /* owned */
+	struct list idle;          /* struct server (pool_node), most recent first */
+	struct list waiters;       /* struct client (wait_node), FIFO */
+	int n_servers;             /* every server of the pool, connecting included */
 	int n_connecting;
 	int n_idle;
 	int n_waiting;
-	int n_testing;                 /* servers being checked (SV_TESTING), each for a queued client */
-	unsigned next_host;            /* round robin over hosts */
-	bool paused;                   /* PAUSE/KILL: queue everyone, hand out nothing, open nothing */
-	const struct pset *server_params; /* ParameterStatus seen at the latest login (shared); NULL: none yet */
-	bool have_scram_keys;          /* a client proved the same SCRAM secret: keys to log in with */
+	int n_testing;      /* servers being checked (SV_TESTING), each for a queued client */
+	unsigned next_host; /* round robin over hosts */
+	bool paused;        /* PAUSE/KILL: queue everyone, hand out nothing, open nothing */
+	const struct pset
+	    *server_params;   /* ParameterStatus seen at the latest login (shared); NULL: none yet */
+	bool have_scram_keys; /* a client proved the same SCRAM secret: keys to log in with */
 	uint8_t scram_client_key[SCRAM_KEY_LEN];
 	uint8_t scram_server_key[SCRAM_KEY_LEN];
-	char *last_connect_error;      /* why the latest connect or login failed; NULL after a success */
+	char *last_connect_error; /* why the latest connect or login failed; NULL after a success */
 	int connect_failures_in_row;
-	int64_t retry_at;              /* no new connect before this (backoff after failures); 0: now */
+	int64_t retry_at; /* no new connect before this (backoff after failures); 0: now */
 
 	/* readable from any thread: counters, histograms, and the gauges of
 	 * clients (SG_CLIENTS, by enum client_state) and servers (SG_SERVERS,
@@ -119,7 +121,8 @@ void pool_prewarm(const struct config *cfg);
 /* Recompute every pool's settings from a new configuration. */
 void pool_reconfigure_all(const struct config *cfg);
 
-enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struct worker *w, struct server **out);
+enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struct worker *w,
+                                        struct server **out);
 /* A server ready for use (logged in, or reset to idle) returns. If a client
  * waits, it is linked to s and returned; otherwise s is put on the idle
  * list (its idle watch armed on w's base) and NULL is returned. *close_it
@@ -174,16 +177,16 @@ int pool_reconnect_db(const char *db);
 /* A pool's figures at one moment, for SHOW POOLS, /metrics, /health and
  * the stats log. Clients and servers by PgBouncer's words. */
 struct pool_figures {
-	int cl_active;     /* linked to a server */
-	int cl_idle;       /* logged in, not linked, not waiting */
-	int cl_waiting;    /* in the wait queue (or waiting for a login server) */
+	int cl_active;  /* linked to a server */
+	int cl_idle;    /* logged in, not linked, not waiting */
+	int cl_waiting; /* in the wait queue (or waiting for a login server) */
 	int sv_active, sv_idle, sv_used, sv_login, sv_tested;
 	int pool_size;
 	enum pool_mode mode;
 	bool paused;
-	int64_t maxwait_usec;         /* the longest current wait */
-	int connect_failures_in_row;  /* > 0 with no server logged in: the server is unreachable */
-	char last_error[256];         /* why the latest connect failed; "" after a success */
+	int64_t maxwait_usec;        /* the longest current wait */
+	int connect_failures_in_row; /* > 0 with no server logged in: the server is unreachable */
+	char last_error[256];        /* why the latest connect failed; "" after a success */
 };
 void pool_figures(struct pool *p, int64_t now_usec, struct pool_figures *f);
 /* No server logged in and the latest attempts failed. */

@@ -18,15 +18,17 @@
 
 #define NAMED_STMT_MARKER "pgsluice_named_prepared_statements_unsupported_in_transaction_mode"
 
-static const char *const tracked_names[] = { "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
-	                                      "standard_conforming_strings", "application_name", NULL };
+static const char *const tracked_names[] = {
+    "client_encoding",  "DateStyle", "TimeZone", "IntervalStyle", "standard_conforming_strings",
+    "application_name", NULL};
 
 static uint64_t tracked_digest_of(const struct params *p)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a over name=value of each tracked name, in a fixed order */
+	uint64_t h =
+	    1469598103934665603ull; /* FNV-1a over name=value of each tracked name, in a fixed order */
 	for (int i = 0; tracked_names[i]; i++) {
 		const char *v = params_get(p, tracked_names[i]);
-		const char *parts[3] = { tracked_names[i], "=", v != NULL ? v : "\x01(unset)" };
+		const char *parts[3] = {tracked_names[i], "=", v != NULL ? v : "\x01(unset)"};
 		for (int k = 0; k < 3; k++)
 			for (const unsigned char *c = (const unsigned char *)parts[k]; *c; c++)
 				h = (h ^ *c) * 1099511628211ull;
@@ -154,8 +156,8 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 			break;
 		if (r != FRAME_OK) {
 			log_client(cl, LOG_WARNING, "protocol violation: %s (type 0x%02x, length %u)",
-			           r == FRAME_BAD_TYPE ? "unknown message type" : "invalid message length", b->data[b->scan],
-			           frame_be32(b->data + b->scan + 1));
+			           r == FRAME_BAD_TYPE ? "unknown message type" : "invalid message length",
+			           b->data[b->scan], frame_be32(b->data + b->scan + 1));
 			client_fatal(cl, "08P01",
 			             r == FRAME_BAD_TYPE ? "pgsluice: invalid frontend message type"
 			                                 : "pgsluice: invalid message length",
@@ -298,8 +300,9 @@ static bool releasable(struct server *s)
 {
 	struct client *cl = s->client;
 	return cl != NULL && cl->login_done && client_in_transaction_mode(cl) && s->pending_rfq == 0 &&
-	       s->internal_rfq == 0 && !s->ext_unsynced && !s->copy_in && !s->copy_out && s->txn_status == 'I' &&
-	       cl->conn.body_left == 0 && (cl->conn.in == NULL || buf_is_empty(cl->conn.in));
+	       s->internal_rfq == 0 && !s->ext_unsynced && !s->copy_in && !s->copy_out &&
+	       s->txn_status == 'I' && cl->conn.body_left == 0 &&
+	       (cl->conn.in == NULL || buf_is_empty(cl->conn.in));
 }
 
 static void send_our_error(struct client *cl, struct server *s, const char *sqlstate, const char *message,
@@ -339,8 +342,8 @@ static enum frame_step frame_server(struct server *s)
 			break;
 		struct client *cl = s->client;
 		if (r != FRAME_OK) {
-			log_server(s, LOG_WARNING, "protocol violation by server: type 0x%02x length %u", b->data[b->scan],
-			           frame_be32(b->data + b->scan + 1));
+			log_server(s, LOG_WARNING, "protocol violation by server: type 0x%02x length %u",
+			           b->data[b->scan], frame_be32(b->data + b->scan + 1));
 			if (cl != NULL) {
 				client_server_gone(cl, true, false);
 				client_fatal(cl, "08P01", "pgsluice: server sent an invalid message", NULL);
@@ -350,7 +353,8 @@ static enum frame_step frame_server(struct server *s)
 		}
 		uint32_t total = (uint32_t)frame_total(&f);
 		uint32_t have = b->end - b->scan;
-		bool whole_needed = f.type == 'Z' || f.type == 'K' || ((f.type == 'S' || f.type == 'E') && total <= b->cap);
+		bool whole_needed =
+		    f.type == 'Z' || f.type == 'K' || ((f.type == 'S' || f.type == 'E') && total <= b->cap);
 		if (whole_needed && have < total) {
 			if (b->start > 0 && b->start == b->scan)
 				buf_compact(b);
@@ -396,7 +400,8 @@ static enum frame_step frame_server(struct server *s)
 			struct pg_error e;
 			if (!whole_needed || !msg_read_error(body, n, &e))
 				break;
-			if (e.severity_v != NULL && (strcmp(e.severity_v, "FATAL") == 0 || strcmp(e.severity_v, "PANIC") == 0))
+			if (e.severity_v != NULL &&
+			    (strcmp(e.severity_v, "FATAL") == 0 || strcmp(e.severity_v, "PANIC") == 0))
 				s->saw_fatal = true;
 			if (swallow) {
 				if (s->internal_rfq > 0 || server_in_upkeep(s)) {
@@ -410,9 +415,11 @@ static enum frame_step frame_server(struct server *s)
 			}
 			if (e.message != NULL && strstr(e.message, NAMED_STMT_MARKER) != NULL) {
 				send_our_error(cl, s, "0A000",
-				               "pgsluice: named prepared statements are not supported in transaction pooling "
+				               "pgsluice: named prepared statements are not supported in "
+				               "transaction pooling "
 				               "mode",
-				               "use session pooling for this database, or turn prepared statements off in the "
+				               "use session pooling for this database, or turn prepared "
+				               "statements off in the "
 				               "driver (psycopg: prepare_threshold=None)");
 				drop_message(c, total);
 				continue;

@@ -29,10 +29,12 @@ static void log_pool(struct pool *p, void *arg)
 		wait_max = f.maxwait_usec;
 	log_msg(LOG_INFO,
 	        "stats %s: clients active=%d idle=%d waiting=%d; servers active=%d idle=%d used=%d login=%d "
-	        "pool_size=%d; max_wait=%.3fs xact/s=%.1f worst_hold=%.3fs; wait_timeouts=%llu leak_warnings=%llu%s%s",
+	        "pool_size=%d; max_wait=%.3fs xact/s=%.1f worst_hold=%.3fs; wait_timeouts=%llu "
+	        "leak_warnings=%llu%s%s",
 	        p->name, f.cl_active, f.cl_idle, f.cl_waiting, f.sv_active, f.sv_idle, f.sv_used, f.sv_login,
 	        f.pool_size, (double)wait_max / 1e6, tps, (double)hold_max / 1e6,
-	        (unsigned long long)stats_read(st, ST_WAIT_TIMEOUT), (unsigned long long)stats_read(st, ST_LEAK_WARNING),
+	        (unsigned long long)stats_read(st, ST_WAIT_TIMEOUT),
+	        (unsigned long long)stats_read(st, ST_LEAK_WARNING),
 	        pool_figures_unreachable(&f) ? "; server unreachable: " : "",
 	        pool_figures_unreachable(&f) ? f.last_error : "");
 }

@@ -10,8 +10,8 @@
 #include "worker.h"
 
 struct runtime rt = {
-	.gen_lock = PTHREAD_MUTEX_INITIALIZER,
-	.version = PGSLUICE_VERSION,
+    .gen_lock = PTHREAD_MUTEX_INITIALIZER,
+    .version = PGSLUICE_VERSION,
 };
 
 struct cfg_gen *runtime_gen_new(struct config *cfg, struct userlist *users, unsigned long number)

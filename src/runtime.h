@@ -16,24 +16,24 @@
 
 /* One loaded configuration with its auth_file; immutable once published. */
 struct cfg_gen {
-	struct config *cfg;       /* owned */
-	struct userlist *users;   /* owned; NULL when no auth_file */
+	struct config *cfg;     /* owned */
+	struct userlist *users; /* owned; NULL when no auth_file */
 	atomic_int refs;
-	unsigned long number;     /* 1 for the first load, +1 per reload */
+	unsigned long number; /* 1 for the first load, +1 per reload */
 };
 
 struct worker;
 
 struct runtime {
 	int n_workers;
-	struct worker *workers;      /* owned array */
-	pthread_mutex_t gen_lock;    /* guards gen (the pointer, not the generation) */
-	struct cfg_gen *gen;         /* current generation; holds one reference */
-	atomic_int n_clients;        /* clients connected, for max_client_conn */
+	struct worker *workers;   /* owned array */
+	pthread_mutex_t gen_lock; /* guards gen (the pointer, not the generation) */
+	struct cfg_gen *gen;      /* current generation; holds one reference */
+	atomic_int n_clients;     /* clients connected, for max_client_conn */
 	atomic_ullong refused_max_client_conn;
 	atomic_bool shutting_down;
 	atomic_uint next_fake_pid;
-	atomic_ulong generations;    /* the last generation number handed out */
+	atomic_ulong generations; /* the last generation number handed out */
 	const char *version;
 };
 

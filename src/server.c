@@ -78,7 +78,7 @@ void server_free(struct server *s)
 	if (bp != NULL) {
 		conn_close(&s->conn, bp);
 	} else {
-		struct buf_pool tmp = { 0 };
+		struct buf_pool tmp = {0};
 		conn_close(&s->conn, &tmp);
 		buf_pool_destroy(&tmp);
 	}
@@ -100,7 +100,7 @@ static void send_terminate(struct server *s)
 {
 	if (s->conn.fd < 0)
 		return;
-	static const uint8_t term[5] = { 'X', 0, 0, 0, 4 };
+	static const uint8_t term[5] = {'X', 0, 0, 0, 4};
 	ssize_t w = send(s->conn.fd, term, sizeof(term), MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)w;
 }
@@ -111,8 +111,8 @@ static void login_failed(struct server *s, const char *severity, const char *sql
 {
 	struct list failed;
 	list_init(&failed);
-	log_server(s, LOG_WARNING, "login to %s:%d failed: %s (%s)", s->host ? s->host : "unix", s->port, message,
-	           sqlstate);
+	log_server(s, LOG_WARNING, "login to %s:%d failed: %s (%s)", s->host ? s->host : "unix", s->port,
+	           message, sqlstate);
 	pool_connect_failed(s->pool, s, message, &failed);
 	struct worker *me = s->worker;
 	struct list *n;
@@ -329,7 +329,8 @@ static void dns_done(int result, struct evutil_addrinfo *res, void *arg)
 	s->dns_req = NULL;
 	if (result != 0 || res == NULL) {
 		char msg[300];
-		snprintf(msg, sizeof(msg), "cannot resolve host \"%s\": %s", s->host, evutil_gai_strerror(result));
+		snprintf(msg, sizeof(msg), "cannot resolve host \"%s\": %s", s->host,
+		         evutil_gai_strerror(result));
 		if (res)
 			evutil_freeaddrinfo(res);
 		server_close(s, msg);
@@ -369,12 +370,14 @@ void server_launch(struct pool *p, struct worker *w)
 	if (cfg->server_lifetime > 0) {
 		/* Spread expiry so connections opened together do not all close together. */
 		int64_t spread = cfg->server_lifetime * cfg->server_lifetime_jitter / 100;
-		int64_t r = spread > 0 ? (int64_t)((uint64_t)random() % (uint64_t)(2 * spread + 1)) - spread : 0;
+		int64_t r =
+		    spread > 0 ? (int64_t)((uint64_t)random() % (uint64_t)(2 * spread + 1)) - spread : 0;
 		s->lifetime_usec = cfg->server_lifetime + r;
 	}
 	/* Idle expiry is spread too, only ever earlier than server_idle_timeout,
 	 * so servers idle since the same burst do not all close at once. */
-	s->idle_jitter_permille = (int)((uint64_t)random() % (uint64_t)(cfg->server_lifetime_jitter * 10 + 1));
+	s->idle_jitter_permille =
+	    (int)((uint64_t)random() % (uint64_t)(cfg->server_lifetime_jitter * 10 + 1));
 	s->deadline = cfg->server_connect_timeout > 0 ? now + cfg->server_connect_timeout : 0;
 	if (!copy_target(s, p) || !resolve(s, err, sizeof(err))) {
 		server_close(s, err);
@@ -447,7 +450,8 @@ static bool login_auth(struct server *s, const uint8_t *body, size_t n)
 		return true;
 	case 3:
 		if (s->password == NULL || password_is_hashed(s->password)) {
-			server_close(s, "server asks for a cleartext password and no plaintext password is known");
+			server_close(
+			    s, "server asks for a cleartext password and no plaintext password is known");
 			return false;
 		}
 		msg_password(&s->conn.out, s->password, strlen(s->password) + 1);
@@ -479,8 +483,10 @@ static bool login_auth(struct server *s, const uint8_t *body, size_t n)
 		}
 		if (s->scram == NULL) {
 			if (s->password == NULL || password_is_hashed(s->password)) {
-				server_close(s, "server asks for SCRAM and neither a plaintext password nor a client's "
-				                "SCRAM proof is known");
+				server_close(
+				    s,
+				    "server asks for SCRAM and neither a plaintext password nor a client's "
+				    "SCRAM proof is known");
 				return false;
 			}
 			s->scram = scram_client_new(s->password);
@@ -506,7 +512,8 @@ static bool login_auth(struct server *s, const uint8_t *body, size_t n)
 		return true;
 	}
 	case 12:
-		if (s->scram == NULL || !scram_client_verify(s->scram, (const char *)data, dlen, err, sizeof(err))) {
+		if (s->scram == NULL ||
+		    !scram_client_verify(s->scram, (const char *)data, dlen, err, sizeof(err))) {
 			server_close(s, "server's SCRAM signature does not verify");
 			return false;
 		}
@@ -773,7 +780,8 @@ void server_start_check(struct server *s, struct worker *w)
 	const struct config *cfg = w->gen->cfg;
 	int64_t now = clock_now_usec();
 	take_events(s, w);
-	log_server(s, LOG_DEBUG, "checking with server_check_query after %.1fs idle", (double)(now - s->idle_since) / 1e6);
+	log_server(s, LOG_DEBUG, "checking with server_check_query after %.1fs idle",
+	           (double)(now - s->idle_since) / 1e6);
 	s->failed_internal = false;
 	s->deadline = now + cfg->server_check_timeout;
 	if (!server_send_internal(s, cfg->server_check_query)) {
@@ -787,7 +795,8 @@ void server_start_check(struct server *s, struct worker *w)
 static void check_done(struct server *s)
 {
 	if (s->failed_internal || s->txn_status != 'I') {
-		server_close(s, s->failed_internal ? "server_check_query failed" : "server_check_query left a transaction open");
+		server_close(s, s->failed_internal ? "server_check_query failed"
+		                                   : "server_check_query left a transaction open");
 		return;
 	}
 	server_return_to_pool(s);
@@ -815,8 +824,8 @@ void server_reset_step(struct server *s)
 		return;
 	}
 	bool session = pool_mode_of(s->pool) == POOL_MODE_SESSION;
-	if ((session || cfg->server_reset_query_always) && !s->reset_query_sent && cfg->server_reset_query != NULL &&
-	    cfg->server_reset_query[0] != '\0') {
+	if ((session || cfg->server_reset_query_always) && !s->reset_query_sent &&
+	    cfg->server_reset_query != NULL && cfg->server_reset_query[0] != '\0') {
 		s->reset_query_sent = true;
 		server_send_internal(s, cfg->server_reset_query);
 		relay_flush_server(s);
@@ -890,14 +899,15 @@ void server_tick(struct worker *w, int64_t now)
 {
 	struct list *it, *tmp;
 	pgs_usec_t query_timeout = w->gen->cfg->query_timeout;
-	list_for_each_safe(it, tmp, &w->servers) {
+	list_for_each_safe(it, tmp, &w->servers)
+	{
 		struct server *s = container_of(it, struct server, worker_node);
 		if (s->state == SV_ACTIVE && s->linked_at > 0)
 			stats_note_max(&s->pool->stats.hold_max_usec, now - s->linked_at);
 		/* query_timeout: PostgreSQL's own cancel, so the client gets its
 		 * 57014 and keeps its connection. */
-		if (query_timeout > 0 && s->state == SV_ACTIVE && s->pending_rfq > 0 && !s->timeout_cancel_sent &&
-		    now - s->busy_since >= query_timeout) {
+		if (query_timeout > 0 && s->state == SV_ACTIVE && s->pending_rfq > 0 &&
+		    !s->timeout_cancel_sent && now - s->busy_since >= query_timeout) {
 			s->timeout_cancel_sent = true;
 			stats_add(&s->pool->stats, ST_QUERY_TIMEOUT, 1);
 			log_server(s, LOG_WARNING, "query_timeout reached after %.1fs: cancelling the query",
@@ -912,7 +922,8 @@ void server_tick(struct worker *w, int64_t now)
 		else if (s->state == SV_RESET)
 			server_close(s, "drain after a departed client took too long");
 		else if (s->state == SV_TESTING) {
-			log_server(s, LOG_WARNING, "no answer to server_check_query within server_check_timeout=%.1fs: "
+			log_server(s, LOG_WARNING,
+			           "no answer to server_check_query within server_check_timeout=%.1fs: "
 			           "the connection is dead; closing it",
 			           (double)s->worker->gen->cfg->server_check_timeout / 1e6);
 			server_close(s, "server_check_timeout reached");
@@ -968,7 +979,7 @@ static void cancel_cb(evutil_socket_t fd, short what, void *arg)
 			c->sent += (size_t)w;
 		if (c->sent == sizeof(c->pkt)) {
 			/* PostgreSQL closes the connection once the signal is sent: wait for that. */
-			struct timeval tv = { CANCEL_TIMEOUT_SEC, 0 };
+			struct timeval tv = {CANCEL_TIMEOUT_SEC, 0};
 			event_del(c->ev);
 			event_assign(c->ev, event_get_base(c->ev), fd, EV_READ | EV_PERSIST, cancel_cb, c);
 			event_add(c->ev, &tv);
@@ -1007,7 +1018,7 @@ void server_send_cancel(struct server *s)
 	memcpy(c->pkt, m.data, sizeof(c->pkt));
 	msgbuf_free(&m);
 	c->ev = event_new(s->worker->base, c->fd, EV_WRITE | EV_PERSIST, cancel_cb, c);
-	struct timeval tv = { CANCEL_TIMEOUT_SEC, 0 };
+	struct timeval tv = {CANCEL_TIMEOUT_SEC, 0};
 	if (c->ev == NULL || event_add(c->ev, &tv) < 0) {
 		if (c->ev)
 			event_free(c->ev);

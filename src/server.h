@@ -39,56 +39,58 @@ enum server_state {
 
 struct server {
 	uint64_t id;
-	enum server_state state;   /* changed only by server_set_state() (idle moves: pool.c, under pool.lock) */
+	enum server_state
+	    state; /* changed only by server_set_state() (idle moves: pool.c, under pool.lock) */
 	struct conn conn;
-	struct worker *worker;     /* the worker whose base the events are on */
-	struct pool *pool;         /* borrowed; pools live as long as the process */
-	struct client *client;     /* linked client (borrowed), while ACTIVE */
-	struct list worker_node;   /* worker->servers while not idle */
-	struct list pool_node;     /* pool->idle while idle; guarded by pool.lock */
+	struct worker *worker;   /* the worker whose base the events are on */
+	struct pool *pool;       /* borrowed; pools live as long as the process */
+	struct client *client;   /* linked client (borrowed), while ACTIVE */
+	struct list worker_node; /* worker->servers while not idle */
+	struct list pool_node;   /* pool->idle while idle; guarded by pool.lock */
 
 	/* connect target, copied from the pool's settings at launch */
-	char *host;                /* the host this connection went to */
+	char *host; /* the host this connection went to */
 	int port;
 	char *dbname, *user, *password;
-	struct params startup;     /* GUCs sent in the StartupMessage */
+	struct params startup; /* GUCs sent in the StartupMessage */
 	struct scram_client *scram;
-	int64_t deadline;          /* connect/login/drain deadline (monotonic usec), 0: none; checked by the worker tick */
+	int64_t
+	    deadline; /* connect/login/drain deadline (monotonic usec), 0: none; checked by the worker tick */
 	struct sockaddr_storage addr; /* where it connected, for cancel requests */
 	socklen_t addr_len;
 	struct evdns_getaddrinfo_request *dns_req; /* a host name lookup in flight, or NULL */
-	char *last_error;          /* the server's error during login or one of our own queries (owned) */
+	char *last_error; /* the server's error during login or one of our own queries (owned) */
 	char *last_sqlstate;
 	char *last_detail;
 
 	/* what PostgreSQL told us */
 	uint32_t backend_pid, backend_key;
-	struct params params;      /* current ParameterStatus values */
+	struct params params; /* current ParameterStatus values */
 	struct tracked_digest tracked_digest;
-	char txn_status;           /* of the last ReadyForQuery: 'I', 'T' or 'E' */
+	char txn_status; /* of the last ReadyForQuery: 'I', 'T' or 'E' */
 
 	/* protocol accounting while linked or draining */
-	int pending_rfq;           /* client Sync/Query/FunctionCall not yet answered by ReadyForQuery */
-	int internal_rfq;          /* our own queries (SET, ROLLBACK, reset) not yet answered */
-	bool ext_unsynced;         /* extended-protocol messages since the last Sync */
+	int pending_rfq;   /* client Sync/Query/FunctionCall not yet answered by ReadyForQuery */
+	int internal_rfq;  /* our own queries (SET, ROLLBACK, reset) not yet answered */
+	bool ext_unsynced; /* extended-protocol messages since the last Sync */
 	bool copy_in, copy_out;
-	bool saw_fatal;            /* a FATAL went to the client: its close is explained */
+	bool saw_fatal; /* a FATAL went to the client: its close is explained */
 	bool reset_rollback_sent, reset_query_sent;
-	bool failed_internal;      /* one of our own queries failed */
-	int cancels_in_flight;     /* cancel requests sent and not yet finished */
-	struct list cancels;       /* struct cancel_req (server_node) */
+	bool failed_internal;  /* one of our own queries failed */
+	int cancels_in_flight; /* cancel requests sent and not yet finished */
+	struct list cancels;   /* struct cancel_req (server_node) */
 
 	int64_t created_at, idle_since, linked_at, lifetime_usec; /* monotonic usec */
-	int idle_jitter_permille;  /* server_idle_timeout is shortened by this much for this server */
-	int64_t busy_since;        /* when pending_rfq last went from 0 to 1 (query_timeout) */
-	int64_t xact_started;      /* first query after the server was last idle; 0: none */
-	int64_t answered_at;       /* when the client's last request was answered (or the link began): idle since */
+	int idle_jitter_permille; /* server_idle_timeout is shortened by this much for this server */
+	int64_t busy_since;       /* when pending_rfq last went from 0 to 1 (query_timeout) */
+	int64_t xact_started;     /* first query after the server was last idle; 0: none */
+	int64_t answered_at; /* when the client's last request was answered (or the link began): idle since */
 	bool timeout_cancel_sent;
-	unsigned epoch;            /* the pool's epoch at launch (RECONNECT) */
-	bool idle_watch;           /* idle in the pool, read events on this worker's base mean death */
+	unsigned epoch;  /* the pool's epoch at launch (RECONNECT) */
+	bool idle_watch; /* idle in the pool, read events on this worker's base mean death */
 };
 
-#define log_server(s, level, fmt, ...) \
+#define log_server(s, level, fmt, ...)                                                                       \
 	log_msg(level, "S-%llu %s: " fmt, (unsigned long long)(s)->id, server_pool_name(s), ##__VA_ARGS__)
 
 const char *server_pool_name(const struct server *s);

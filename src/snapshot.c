@@ -92,7 +92,8 @@ static const char *client_word(enum client_state st)
 
 static const char *client_detail(enum client_state st)
 {
-	static const char *const names[] = { "startup", "auth", "login_wait", "idle", "waiting", "active", "closed" };
+	static const char *const names[] = {"startup", "auth",   "login_wait", "idle",
+	                                    "waiting", "active", "closed"};
 	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
@@ -115,7 +116,8 @@ static const char *server_word(enum server_state st)
 
 static const char *server_detail(enum server_state st)
 {
-	static const char *const names[] = { "connecting", "login", "idle", "active", "reset", "testing", "closed" };
+	static const char *const names[] = {"connecting", "login",   "idle",  "active",
+	                                    "reset",      "testing", "closed"};
 	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
@@ -181,7 +183,9 @@ static void describe_server(struct snapshot *snap, const struct server *s, int64
 	row->port = s->port;
 	local_of(s->conn.fd, row->local_addr, sizeof(row->local_addr), &row->local_port);
 	row->connect_at = s->created_at;
-	row->request_at = s->state == SV_IDLE ? s->idle_since : s->answered_at > 0 ? s->answered_at : s->created_at;
+	row->request_at = s->state == SV_IDLE  ? s->idle_since
+	                  : s->answered_at > 0 ? s->answered_at
+	                                       : s->created_at;
 	row->remote_pid = s->backend_pid;
 	describe_link(row, s->client, s, now, leak_usec);
 	if (s->client == NULL)
@@ -201,7 +205,8 @@ static void idle_servers_of(struct pool *p, void *arg)
 	int64_t now = clock_now_usec();
 	pthread_mutex_lock(&p->lock);
 	struct list *it;
-	list_for_each(it, &p->idle) {
+	list_for_each(it, &p->idle)
+	{
 		describe_server(snap, container_of(it, struct server, pool_node), now, 0);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -214,12 +219,14 @@ static void collect(struct worker *w, void *arg)
 	int64_t leak_usec = w->gen->cfg->leak_warn_timeout;
 	pthread_mutex_lock(&snap->lock);
 	struct list *it;
-	list_for_each(it, &w->clients) {
+	list_for_each(it, &w->clients)
+	{
 		const struct client *cl = container_of(it, struct client, worker_node);
 		if (!cl->closing)
 			describe_client(snap, cl, now, leak_usec);
 	}
-	list_for_each(it, &w->servers) {
+	list_for_each(it, &w->servers)
+	{
 		const struct server *s = container_of(it, struct server, worker_node);
 		if (s->state != SV_CLOSED)
 			describe_server(snap, s, now, leak_usec);

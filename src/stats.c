@@ -7,7 +7,7 @@
 /* 100us .. 60s: a pooled transaction is usually well under a millisecond,
  * a wait or a hold near the top is the incident we are here to show. */
 const int64_t stats_hist_bounds_usec[STATS_HIST_BUCKETS - 1] = {
-	100, 500, 1000, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000, 10000000, 30000000, 60000000,
+    100, 500, 1000, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000, 10000000, 30000000, 60000000,
 };
 
 #define RELAXED memory_order_relaxed
@@ -105,10 +105,12 @@ int64_t stats_hist_quantile(const struct pool_stats *st, enum stat_hist h, doubl
 void stats_roll_period(struct pool_stats *st, int64_t now_usec)
 {
 	for (int k = 0; k < ST__COUNT; k++) {
-		atomic_store_explicit(&st->period_prev[k], atomic_load_explicit(&st->period_start[k], RELAXED), RELAXED);
+		atomic_store_explicit(&st->period_prev[k],
+		                      atomic_load_explicit(&st->period_start[k], RELAXED), RELAXED);
 		atomic_store_explicit(&st->period_start[k], stats_read(st, (enum stat_counter)k), RELAXED);
 	}
-	atomic_store_explicit(&st->period_prev_usec, atomic_load_explicit(&st->period_start_usec, RELAXED), RELAXED);
+	atomic_store_explicit(&st->period_prev_usec, atomic_load_explicit(&st->period_start_usec, RELAXED),
+	                      RELAXED);
 	atomic_store_explicit(&st->period_start_usec, now_usec, RELAXED);
 }
 

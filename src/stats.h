@@ -50,7 +50,7 @@ struct stats_shard {
 	uint64_t c[ST__COUNT];
 	uint64_t bucket[SH__COUNT][STATS_HIST_BUCKETS]; /* not cumulative */
 	uint64_t hist_count[SH__COUNT], hist_sum_usec[SH__COUNT];
-	int64_t gauge[SG__COUNT][STATS_GAUGE_SLOTS];    /* moves in and out of each state */
+	int64_t gauge[SG__COUNT][STATS_GAUGE_SLOTS]; /* moves in and out of each state */
 } __attribute__((aligned(64)));
 
 struct pool_stats {

@@ -55,7 +55,8 @@ void welcome_clear(struct welcome *w)
 	memset(w, 0, sizeof(*w));
 }
 
-const struct welcome *welcome_lookup(struct welcome_cache *c, const struct pset *reported, const struct pset *asked)
+const struct welcome *welcome_lookup(struct welcome_cache *c, const struct pset *reported,
+                                     const struct pset *asked)
 {
 	for (int i = 0; i < WELCOME_CACHE; i++) {
 		struct welcome *w = &c->slot[i];

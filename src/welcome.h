@@ -19,7 +19,7 @@ struct welcome {
 	const struct pset *asked;    /* key: the client's tracked values before login (held) */
 	const struct pset *tracked;  /* the client's tracked values after login (held) */
 	struct msgbuf msgs;          /* the ParameterStatus messages */
-	bool without_server;         /* every value asked for (but application_name) was reported as spelled */
+	bool without_server; /* every value asked for (but application_name) was reported as spelled */
 };
 
 #define WELCOME_CACHE 4
@@ -34,7 +34,8 @@ bool welcome_build(struct welcome *w, const struct params *reported, const struc
 void welcome_clear(struct welcome *w);
 
 /* The cached answer for (reported, asked), computed on first use. NULL on OOM. */
-const struct welcome *welcome_lookup(struct welcome_cache *c, const struct pset *reported, const struct pset *asked);
+const struct welcome *welcome_lookup(struct welcome_cache *c, const struct pset *reported,
+                                     const struct pset *asked);
 void welcome_cache_clear(struct welcome_cache *c);
 
 #endif

@@ -261,7 +261,7 @@ bool worker_init(struct worker *w, int id, struct cfg_gen *gen)
 	w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
 	if (w->inbox_ev == NULL || w->reap_ev == NULL || w->tick_ev == NULL)
 		return false;
-	struct timeval tv = { 0, WORKER_TICK_USEC };
+	struct timeval tv = {0, WORKER_TICK_USEC};
 	event_add(w->tick_ev, &tv);
 	event_add(w->inbox_ev, NULL);
 	return true;
@@ -290,12 +290,14 @@ void worker_close_all(struct worker *w)
 {
 	struct list *n, *tmp;
 	self = w;
-	list_for_each_safe(n, tmp, &w->clients) {
+	list_for_each_safe(n, tmp, &w->clients)
+	{
 		struct client *cl = container_of(n, struct client, worker_node);
 		if (!cl->closing)
 			client_close(cl, "pooler stopping");
 	}
-	list_for_each_safe(n, tmp, &w->servers) {
+	list_for_each_safe(n, tmp, &w->servers)
+	{
 		struct server *s = container_of(n, struct server, worker_node);
 		list_del(&s->worker_node);
 		server_set_state(s, SV_CLOSED);

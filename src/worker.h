@@ -28,14 +28,14 @@ struct evconnlistener;
 struct evdns_base;
 
 enum worker_msg_kind {
-	WMSG_HANDOFF,     /* a server linked to one of our clients by another thread */
-	WMSG_LOGIN_FAIL,  /* the pool could not get a server for one of our waiting clients */
-	WMSG_CANCEL,      /* a CancelRequest whose key says it is for one of our clients */
-	WMSG_CONFIG,      /* a new configuration generation */
-	WMSG_SHUTDOWN,    /* stop accepting; close idle clients */
-	WMSG_STOP,        /* leave the loop */
-	WMSG_LAUNCH,      /* open one server connection for pool (already counted in it) */
-	WMSG_CALL,        /* run call(w, arg) on the worker's thread */
+	WMSG_HANDOFF,    /* a server linked to one of our clients by another thread */
+	WMSG_LOGIN_FAIL, /* the pool could not get a server for one of our waiting clients */
+	WMSG_CANCEL,     /* a CancelRequest whose key says it is for one of our clients */
+	WMSG_CONFIG,     /* a new configuration generation */
+	WMSG_SHUTDOWN,   /* stop accepting; close idle clients */
+	WMSG_STOP,       /* leave the loop */
+	WMSG_LAUNCH,     /* open one server connection for pool (already counted in it) */
+	WMSG_CALL,       /* run call(w, arg) on the worker's thread */
 };
 
 typedef void (*worker_call_fn)(struct worker *w, void *arg);
@@ -43,7 +43,8 @@ typedef void (*worker_call_fn)(struct worker *w, void *arg);
 struct worker_msg {
 	struct list node;
 	enum worker_msg_kind kind;
-	struct client *client; /* HANDOFF, LOGIN_FAIL: has a pending hand-off, not freed before this arrives */
+	struct client
+	    *client; /* HANDOFF, LOGIN_FAIL: has a pending hand-off, not freed before this arrives */
 	struct server *server; /* HANDOFF */
 	uint32_t pid, key;     /* CANCEL */
 	struct cfg_gen *gen;   /* CONFIG: a reference for the worker */
@@ -59,18 +60,18 @@ struct worker_msg {
 struct worker {
 	int id;
 	pthread_t thread;
-	struct event_base *base;       /* owned */
-	struct evdns_base *dns;        /* owned; resolves server host names without blocking */
-	struct event *inbox_ev;        /* owned; reads wake_fd, or made active by this thread */
-	int wake_fd;                   /* owned; eventfd other threads write to wake the loop */
-	atomic_bool inbox_signalled;   /* wake_fd written and not yet read: no second write */
-	struct event *reap_ev;         /* owned; frees the reap list after the current batch */
-	struct event *tick_ev;         /* owned; janitor tick for this worker's clients and servers */
-	pthread_mutex_t inbox_lock;    /* guards inbox only; a leaf lock */
-	struct list inbox;             /* of struct worker_msg */
-	struct list clients;           /* every client of this worker (client.worker_node) */
-	struct list servers;           /* servers owned by this worker and not idle in a pool (server.worker_node) */
-	struct list reap_clients;      /* closed, freed by reap_ev */
+	struct event_base *base;     /* owned */
+	struct evdns_base *dns;      /* owned; resolves server host names without blocking */
+	struct event *inbox_ev;      /* owned; reads wake_fd, or made active by this thread */
+	int wake_fd;                 /* owned; eventfd other threads write to wake the loop */
+	atomic_bool inbox_signalled; /* wake_fd written and not yet read: no second write */
+	struct event *reap_ev;       /* owned; frees the reap list after the current batch */
+	struct event *tick_ev;       /* owned; janitor tick for this worker's clients and servers */
+	pthread_mutex_t inbox_lock;  /* guards inbox only; a leaf lock */
+	struct list inbox;           /* of struct worker_msg */
+	struct list clients;         /* every client of this worker (client.worker_node) */
+	struct list servers; /* servers owned by this worker and not idle in a pool (server.worker_node) */
+	struct list reap_clients; /* closed, freed by reap_ev */
 	struct list reap_servers;
 	struct buf_pool bufs;
 	struct cfg_gen *gen;           /* reference to the generation this worker uses */
@@ -80,7 +81,7 @@ struct worker {
 	struct evconnlistener **listeners; /* owned */
 	int n_listeners;
 	bool shutting_down;
-	uint64_t counter;              /* for ids in log lines */
+	uint64_t counter; /* for ids in log lines */
 };
 
 /* 32 random bits from OpenSSL's CSPRNG, fetched 1 KiB at a time: one

@@ -279,7 +279,8 @@ void msg_row_description(struct msgbuf *m, int ncols, const char *const *names)
 	msg_row_description_typed(m, ncols, names, NULL);
 }
 
-void msg_row_description_typed(struct msgbuf *m, int ncols, const char *const *names, const uint32_t *type_oids)
+void msg_row_description_typed(struct msgbuf *m, int ncols, const char *const *names,
+                               const uint32_t *type_oids)
 {
 	if (ncols < 0 || ncols > UINT16_MAX) {
 		m->failed = true;
@@ -289,13 +290,16 @@ void msg_row_description_typed(struct msgbuf *m, int ncols, const char *const *n
 	msg_int16(m, (uint16_t)ncols);
 	for (int i = 0; i < ncols; i++) {
 		msg_str(m, names[i]);
-		msg_int32(m, 0);          /* table oid: not a table column */
-		msg_int16(m, 0);          /* attribute number */
+		msg_int32(m, 0);                                      /* table oid: not a table column */
+		msg_int16(m, 0);                                      /* attribute number */
 		uint32_t oid = type_oids != NULL ? type_oids[i] : 25; /* default: text */
 		msg_int32(m, oid);
-		msg_int16(m, oid == 20 ? 8 : oid == 23 ? 4 : oid == 16 ? 1 : UINT16_MAX); /* typlen; -1: variable */
-		msg_int32(m, UINT32_MAX); /* typmod -1 */
-		msg_int16(m, 0);          /* format: text */
+		msg_int16(m, oid == 20   ? 8
+		             : oid == 23 ? 4
+		             : oid == 16 ? 1
+		                         : UINT16_MAX); /* typlen; -1: variable */
+		msg_int32(m, UINT32_MAX);               /* typmod -1 */
+		msg_int16(m, 0);                        /* format: text */
 	}
 	msg_end(m);
 }

@@ -34,13 +34,13 @@ enum startup_result {
 
 struct startup {
 	enum startup_kind kind;
-	uint32_t version;      /* protocol word as sent (STARTUP_MESSAGE) */
-	char *user;            /* owned; NULL when absent */
-	char *database;        /* owned; NULL: defaults to user */
-	char *options;         /* owned raw "options" value; NULL when absent */
-	char *replication;     /* owned; NULL when absent */
-	struct params params;  /* every other pair, in order; "_pq_." ones included */
-	uint32_t cancel_pid;   /* STARTUP_CANCEL_REQUEST */
+	uint32_t version;     /* protocol word as sent (STARTUP_MESSAGE) */
+	char *user;           /* owned; NULL when absent */
+	char *database;       /* owned; NULL: defaults to user */
+	char *options;        /* owned raw "options" value; NULL when absent */
+	char *replication;    /* owned; NULL when absent */
+	struct params params; /* every other pair, in order; "_pq_." ones included */
+	uint32_t cancel_pid;  /* STARTUP_CANCEL_REQUEST */
 	uint32_t cancel_key;
 };
 

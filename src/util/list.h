@@ -11,8 +11,11 @@ struct list {
 	struct list *next, *prev;
 };
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-#define LIST_INIT(name) { &(name), &(name) }
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define LIST_INIT(name)                                                                                      \
+	{                                                                                                    \
+		&(name), &(name)                                                                             \
+	}
 
 static inline void list_init(struct list *l)
 {
@@ -65,7 +68,7 @@ static inline struct list *list_pop_head(struct list *head)
 }
 
 #define list_for_each(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
-#define list_for_each_safe(pos, tmp, head) \
+#define list_for_each_safe(pos, tmp, head)                                                                   \
 	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
 
 #endif

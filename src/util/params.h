@@ -18,10 +18,13 @@ struct params {
 	struct param *items; /* owned array */
 	int n;
 	int cap;
-	unsigned version;    /* changes with every change of the list, so a digest can be cached */
+	unsigned version; /* changes with every change of the list, so a digest can be cached */
 };
 
-#define PARAMS_INIT { NULL, 0, 0, 0 }
+#define PARAMS_INIT                                                                                          \
+	{                                                                                                    \
+		NULL, 0, 0, 0                                                                                \
+	}
 
 /* Names compare case-insensitively (GUC names do). Returns false on OOM. */
 bool params_set(struct params *p, const char *name, const char *value);

@@ -11,11 +11,11 @@
 struct entry {
 	struct entry *next; /* hash chain */
 	uint64_t hash;
-	unsigned refs;      /* guarded by table.lock */
-	uint32_t len;       /* bytes of text, its inner NULs included, the final one not */
+	unsigned refs; /* guarded by table.lock */
+	uint32_t len;  /* bytes of text, its inner NULs included, the final one not */
 	bool is_set;
-	struct pset set;    /* is_set only: the view over text */
-	char text[];        /* is_set: "name\0value\0" per entry; then the items array, aligned */
+	struct pset set; /* is_set only: the view over text */
+	char text[];     /* is_set: "name\0value\0" per entry; then the items array, aligned */
 };
 
 static struct {
@@ -23,7 +23,7 @@ static struct {
 	struct entry **buckets;
 	size_t nbuckets; /* a power of two, or 0 before the first value */
 	size_t count;
-} table = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} table = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static const struct params empty_params = PARAMS_INIT;
 
@@ -81,7 +81,8 @@ static struct entry *acquire(const char *text, size_t len, bool is_set, int nite
 			return e;
 		}
 	}
-	size_t size = offsetof(struct entry, text) + (is_set ? items_offset(len) + (size_t)nitems * sizeof(struct param) : len + 1);
+	size_t size = offsetof(struct entry, text) +
+	              (is_set ? items_offset(len) + (size_t)nitems * sizeof(struct param) : len + 1);
 	struct entry *e = malloc(size);
 	if (e == NULL) {
 		pthread_mutex_unlock(&table.lock);
@@ -102,7 +103,7 @@ static struct entry *acquire(const char *text, size_t len, bool is_set, int nite
 			items[i].value = c;
 			c += strlen(c) + 1;
 		}
-		e->set.params = (struct params){ items, nitems, nitems, 0 };
+		e->set.params = (struct params){items, nitems, nitems, 0};
 		atomic_init(&e->set.digest, 0);
 	}
 	e->next = *head;
@@ -151,7 +152,7 @@ bool pset_intern(const struct params *p, const struct pset **out)
 	size_t len = 0;
 	for (int i = 0; i < p->n; i++)
 		len += strlen(p->items[i].name) + strlen(p->items[i].value) + 2;
-	char stack[512] = { 0 };
+	char stack[512] = {0};
 	char *text = len <= sizeof(stack) ? stack : malloc(len);
 	if (text == NULL)
 		return false;
@@ -209,7 +210,8 @@ bool pset_set(const struct pset **slot, const char *name, const char *value)
 	if (have != NULL && value != NULL && strcmp(have, value) == 0)
 		return true;
 	struct params p = PARAMS_INIT;
-	bool ok = params_copy(&p, pset_params(*slot)) && params_set(&p, name, value) && pset_replace(slot, &p);
+	bool ok =
+	    params_copy(&p, pset_params(*slot)) && params_set(&p, name, value) && pset_replace(slot, &p);
 	params_clear(&p);
 	return ok;
 }

@@ -23,7 +23,7 @@ void shared_str_put(const char *s);
 
 /* An immutable parameter list. NULL stands for the empty list. */
 struct pset {
-	struct params params;   /* read-only view; its strings live in the entry */
+	struct params params;    /* read-only view; its strings live in the entry */
 	_Atomic uint64_t digest; /* for the holder's use (relay's tracked digest); 0: not computed */
 };
 

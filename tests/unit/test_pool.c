@@ -153,7 +153,7 @@ static void test_give_prefers_a_simultaneous_waiter_on_its_own_worker(void **sta
 	struct server *got;
 	/* cl0 (other worker) first; cl1 (this worker) 0.2 ms later; cl2 (other)
 	 * and cl3 (this one) 4 ms after cl0. */
-	const int64_t started[4] = { 1000000, 1000200, 1004000, 1005000 };
+	const int64_t started[4] = {1000000, 1000200, 1004000, 1005000};
 	for (int i = 0; i < 4; i++) {
 		f->cl[i].worker = i % 2 == 0 ? &other : &f->w;
 		f->cl[i].wait_started = started[i];
@@ -290,7 +290,8 @@ static void test_failed_connect_fails_whole_queue(void **state)
 	pool_connect_failed(p, &f->sv[1], "connection refused", &failed);
 	int n = 0;
 	struct list *it;
-	list_for_each(it, &failed) {
+	list_for_each(it, &failed)
+	{
 		assert_ptr_equal(container_of(it, struct client, wait_node), &f->cl[n]);
 		n++;
 	}
@@ -362,17 +363,20 @@ static void test_give_above_size_serves_the_queue_then_closes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_same_key_same_pool, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_empty_pool_queues_and_launches_up_to_size, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_give_serves_waiters_in_arrival_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_give_prefers_a_simultaneous_waiter_on_its_own_worker, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_idle_server_is_checked_out_again, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_a_check_in_flight_does_not_queue_the_next_client, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_check_delay_zero_checks_every_time, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_leave_queue, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failed_connect_fails_whole_queue, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_max_db_connections_across_users, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_give_above_size_serves_the_queue_then_closes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_same_key_same_pool, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_empty_pool_queues_and_launches_up_to_size, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_give_serves_waiters_in_arrival_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_give_prefers_a_simultaneous_waiter_on_its_own_worker, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_server_is_checked_out_again, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_check_in_flight_does_not_queue_the_next_client, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_check_delay_zero_checks_every_time, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_leave_queue, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_connect_fails_whole_queue, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_max_db_connections_across_users, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_give_above_size_serves_the_queue_then_closes, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,7 @@
 static void test_observation_lands_in_its_bucket(void **state)
 {
 	(void)state;
-	struct pool_stats h = { 0 };
+	struct pool_stats h = {0};
 	assert_true(stats_init(&h, 0));
 	stats_observe(&h, SH_WAIT, 100);      /* on the bound: in the 100us bucket */
 	stats_observe(&h, SH_WAIT, 101);      /* just above: next bucket */
@@ -33,12 +33,12 @@ static void test_observation_lands_in_its_bucket(void **state)
 static void test_quantile_is_the_upper_bound_of_its_bucket(void **state)
 {
 	(void)state;
-	struct pool_stats h = { 0 };
+	struct pool_stats h = {0};
 	assert_true(stats_init(&h, 0));
 	assert_int_equal(stats_hist_quantile(&h, SH_HOLD, 0.99), 0);
 	for (int i = 0; i < 98; i++)
-		stats_observe(&h, SH_HOLD, 300);   /* 500us bucket */
-	stats_observe(&h, SH_HOLD, 2000000); /* 5s bucket */
+		stats_observe(&h, SH_HOLD, 300); /* 500us bucket */
+	stats_observe(&h, SH_HOLD, 2000000);     /* 5s bucket */
 	stats_observe(&h, SH_HOLD, 2000000);
 	assert_int_equal(stats_hist_quantile(&h, SH_HOLD, 0.5), 500);
 	assert_int_equal(stats_hist_quantile(&h, SH_HOLD, 0.98), 500);
@@ -49,7 +49,7 @@ static void test_quantile_is_the_upper_bound_of_its_bucket(void **state)
 static void test_thread_shares_are_summed(void **state)
 {
 	(void)state;
-	struct pool_stats st = { 0 };
+	struct pool_stats st = {0};
 	assert_true(stats_init(&st, 2)); /* the main thread and two workers */
 	stats_add(&st, ST_QUERY, 3);
 	stats_gauge_move(&st, SG_CLIENTS, -1, 4);
@@ -66,13 +66,13 @@ static void test_thread_shares_are_summed(void **state)
 static void test_rates_cover_the_last_full_period(void **state)
 {
 	(void)state;
-	struct pool_stats st = { 0 };
+	struct pool_stats st = {0};
 	assert_true(stats_init(&st, 0));
 	atomic_store(&st.period_start_usec, 1000000);
 	stats_add(&st, ST_XACT, 50);
 	assert_true(stats_rate(&st, ST_XACT) == 0); /* no full period yet */
-	stats_roll_period(&st, 3000000);           /* 50 transactions in 2s */
-	stats_add(&st, ST_XACT, 1000);             /* the running period does not count */
+	stats_roll_period(&st, 3000000);            /* 50 transactions in 2s */
+	stats_add(&st, ST_XACT, 1000);              /* the running period does not count */
 	assert_true(stats_rate(&st, ST_XACT) > 24.99 && stats_rate(&st, ST_XACT) < 25.01);
 	assert_int_equal(stats_period_delta(&st, ST_XACT), 50);
 	stats_add(&st, ST_XACT_USEC, 0);
@@ -84,7 +84,7 @@ static void test_rates_cover_the_last_full_period(void **state)
 static void test_average_per_event(void **state)
 {
 	(void)state;
-	struct pool_stats st = { 0 };
+	struct pool_stats st = {0};
 	assert_true(stats_init(&st, 0));
 	stats_roll_period(&st, 1000000);
 	stats_add(&st, ST_QUERY, 4);
@@ -108,12 +108,12 @@ static void test_note_max_keeps_the_largest(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_observation_lands_in_its_bucket),
-		cmocka_unit_test(test_quantile_is_the_upper_bound_of_its_bucket),
-		cmocka_unit_test(test_rates_cover_the_last_full_period),
-		cmocka_unit_test(test_average_per_event),
-		cmocka_unit_test(test_note_max_keeps_the_largest),
-		cmocka_unit_test(test_thread_shares_are_summed),
+	    cmocka_unit_test(test_observation_lands_in_its_bucket),
+	    cmocka_unit_test(test_quantile_is_the_upper_bound_of_its_bucket),
+	    cmocka_unit_test(test_rates_cover_the_last_full_period),
+	    cmocka_unit_test(test_average_per_event),
+	    cmocka_unit_test(test_note_max_keeps_the_largest),
+	    cmocka_unit_test(test_thread_shares_are_summed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,15 +43,17 @@ static const char *status_of(const struct welcome *w, const char *name, int *cou
 	return found;
 }
 
-static const char *const reported_kv[] = { "server_version", "15.8", "client_encoding", "UTF8", "DateStyle", "ISO, MDY",
-	                                   "TimeZone", "UTC", "application_name", "", NULL };
+static const char *const reported_kv[] = {
+    "server_version", "15.8", "client_encoding",  "UTF8", "DateStyle", "ISO, MDY",
+    "TimeZone",       "UTC",  "application_name", "",     NULL};
 
 static void test_answer_uses_the_clients_values(void **state)
 {
 	(void)state;
 	int base = shared_count();
 	const struct pset *reported = list_of(reported_kv);
-	const struct pset *asked = list_of((const char *const[]){ "application_name", "billing", "TimeZone", "UTC", NULL });
+	const struct pset *asked =
+	    list_of((const char *const[]){"application_name", "billing", "TimeZone", "UTC", NULL});
 	struct welcome w;
 	assert_true(welcome_build(&w, pset_params(reported), asked));
 	int n;
@@ -76,13 +78,13 @@ static void test_other_spelling_needs_a_server(void **state)
 {
 	(void)state;
 	const struct pset *reported = list_of(reported_kv);
-	const struct pset *asked = list_of((const char *const[]){ "client_encoding", "utf8", NULL });
+	const struct pset *asked = list_of((const char *const[]){"client_encoding", "utf8", NULL});
 	struct welcome w;
 	assert_true(welcome_build(&w, pset_params(reported), asked));
 	assert_false(w.without_server);
 	welcome_clear(&w);
 	pset_put(asked);
-	asked = list_of((const char *const[]){ "TimeZone", "Europe/Paris", NULL });
+	asked = list_of((const char *const[]){"TimeZone", "Europe/Paris", NULL});
 	assert_true(welcome_build(&w, pset_params(reported), asked));
 	assert_false(w.without_server);
 	int n;
@@ -103,7 +105,7 @@ static void test_cache_reuses_and_lets_go(void **state)
 	char app[32];
 	for (int i = 0; i < WELCOME_CACHE + 2; i++) {
 		snprintf(app, sizeof(app), "app-%d", i);
-		asked[i] = list_of((const char *const[]){ "application_name", app, NULL });
+		asked[i] = list_of((const char *const[]){"application_name", app, NULL});
 	}
 	const struct welcome *a = welcome_lookup(&c, reported, asked[0]);
 	assert_non_null(a);

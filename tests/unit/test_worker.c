@@ -22,8 +22,8 @@
 #define POSTS_PER_SENDER 20000
 
 struct tally {
-	long calls;                   /* only the worker's thread writes it */
-	long last[SENDERS];           /* the last sequence number seen from each sender */
+	long calls;         /* only the worker's thread writes it */
+	long last[SENDERS]; /* the last sequence number seen from each sender */
 	bool out_of_order;
 };
 
@@ -106,7 +106,7 @@ static void test_posts_from_many_threads_all_arrive(void **state)
 	pthread_t t[SENDERS];
 	struct sender s[SENDERS];
 	for (int i = 0; i < SENDERS; i++) {
-		s[i] = (struct sender){ &w, &tally, i };
+		s[i] = (struct sender){&w, &tally, i};
 		assert_int_equal(pthread_create(&t[i], NULL, send_many, &s[i]), 0);
 	}
 	for (int i = 0; i < SENDERS; i++)

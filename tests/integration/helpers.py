@@ -6,6 +6,8 @@ import re
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import psycopg
 
@@ -31,6 +33,11 @@ def wait_until(pred, timeout=5.0, interval=0.05):
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(interval)
+
+
+def md5_secret(user, password):
+    """userlist.txt / pg_authid md5 form: "md5" + md5(password + user)."""
+    return "md5" + hashlib.md5((password + user).encode()).hexdigest()
 
 
 def object_name(request, prefix="t"):
@@ -141,3 +148,22 @@ def prometheus_samples(text):
         labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
         out[(m.group(1), labels)] = float(m.group(4))
     return out
+
+
+def metric(samples, name, required=False, **labels):
+    """Sum of the samples (from prometheus_samples) of name whose labels
+    include labels; 0 when there is none, or an AssertionError when
+    required."""
+    want = set(labels.items())
+    hits = [v for (n, ls), v in samples.items() if n == name and want <= set(ls)]
+    assert hits or not required, f"no sample {name} {labels}"
+    return sum(hits)
+
+
+def http_get(port, path, timeout=5):
+    """(status, body text) of a GET on the pooler's HTTP endpoint."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()

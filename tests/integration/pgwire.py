@@ -505,7 +505,3 @@ def scram_secret(password, salt=None, iterations=4096):
     b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
-
-def md5_secret(user, password):
-    """userlist.txt / pg_authid md5 form: "md5" + md5(password + user)."""
-    return "md5" + hashlib.md5((password + user).encode()).hexdigest()

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 import pgwire
+from helpers import md5_secret
 
 # pgsluice auth_type -> what libpq/pgwire must answer
 CLIENT_AUTH = ["plain", "md5", "scram-sha-256"]
@@ -44,7 +45,7 @@ def test_plaintext_secret(sluice, auth_type):
 
 @pytest.mark.timeout(30)
 def test_md5_secret_in_userlist(sluice):
-    s = sluice({"auth_type": "md5"}, userlist={"app": pgwire.md5_secret("app", "apppass")})
+    s = sluice({"auth_type": "md5"}, userlist={"app": md5_secret("app", "apppass")})
     assert login_ok(s, "app", "apppass") == ("app", 1)
 
 
@@ -82,7 +83,7 @@ def test_unknown_user(sluice, auth_type):
 
 @pytest.mark.timeout(30)
 def test_md5_secret_wrong_password(sluice):
-    s = sluice({"auth_type": "md5"}, userlist={"app": pgwire.md5_secret("app", "apppass")})
+    s = sluice({"auth_type": "md5"}, userlist={"app": md5_secret("app", "apppass")})
     fields = pgwire.login_error(s.port, user="app", password="apppas")
     assert fields["C"] == "28P01", fields
 
@@ -106,7 +107,7 @@ def test_server_login_with_plaintext_userlist(sluice, user, password, client_aut
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("client_auth", ["trust", "md5"])
 def test_server_md5_login_with_md5_secret(sluice, client_auth):
-    s = sluice({"auth_type": client_auth}, userlist={"md5user": pgwire.md5_secret("md5user", "md5pass")})
+    s = sluice({"auth_type": client_auth}, userlist={"md5user": md5_secret("md5user", "md5pass")})
     assert login_ok(s, "md5user", "md5pass") == ("md5user", 1)
 
 

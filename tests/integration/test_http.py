@@ -16,15 +16,7 @@ import urllib.request
 import psycopg
 import pytest
 
-from helpers import SLUICE_BIN, free_port, prometheus_samples, wait_until
-
-
-def get(port, path, timeout=5):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+from helpers import SLUICE_BIN, free_port, http_get, metric, prometheus_samples, wait_until
 
 
 def http_sluice(sluice, **over):
@@ -38,10 +30,7 @@ samples = prometheus_samples
 
 
 def value(s, name, **labels):
-    want = set(labels.items())
-    hits = [v for (n, ls), v in s.items() if n == name and want <= set(ls)]
-    assert hits, f"no sample {name} {labels}"
-    return sum(hits)
+    return metric(s, name, required=True, **labels)
 
 
 @pytest.mark.timeout(90)
@@ -61,7 +50,7 @@ def test_metrics_exposition_is_valid_and_counts_traffic(sluice):
         held.close()
         c.execute("rollback")
     time.sleep(0.3)  # byte counts are gathered by the workers' tick
-    code, text = get(port, "/metrics")
+    code, text = http_get(port, "/metrics")
     assert code == 200
     s_ = samples(text)
     lbl = {"database": "appdb", "user": "app"}
@@ -88,7 +77,7 @@ def test_metrics_exposition_is_valid_and_counts_traffic(sluice):
 @pytest.mark.timeout(90)
 def test_health_turns_503_under_saturation_and_back(sluice):
     s, port = http_sluice(sluice, default_pool_size=2, health_max_wait="500ms", query_wait_timeout=20)
-    assert get(port, "/health")[0] == 200
+    assert http_get(port, "/health")[0] == 200
     errors = []
 
     def sleeper():
@@ -102,21 +91,21 @@ def test_health_turns_503_under_saturation_and_back(sluice):
     for t in threads:
         t.start()
     try:
-        assert wait_until(lambda: get(port, "/health")[0] == 503, timeout=5), get(port, "/health")
-        code, body = get(port, "/health")
+        assert wait_until(lambda: http_get(port, "/health")[0] == 503, timeout=5), http_get(port, "/health")
+        code, body = http_get(port, "/health")
         doc = json.loads(body)
         bad = [p for p in doc["pools"] if not p["healthy"]]
         assert doc["status"] == "unhealthy" and bad, doc
         assert bad[0]["database"] == "appdb" and bad[0]["user"] == "app"
         assert "waited" in bad[0]["reasons"][0] and "health_max_wait" in bad[0]["reasons"][0]
         assert bad[0]["cl_waiting"] >= 1 and bad[0]["sv_active"] == 2
-        pools = json.loads(get(port, "/pools")[1])
+        pools = json.loads(http_get(port, "/pools")[1])
         assert [p for p in pools if p["database"] == "appdb"][0]["cl_waiting"] >= 1
     finally:
         for t in threads:
             t.join(30)
     assert not errors, errors
-    assert wait_until(lambda: get(port, "/health")[0] == 200, timeout=5), get(port, "/health")
+    assert wait_until(lambda: http_get(port, "/health")[0] == 200, timeout=5), http_get(port, "/health")
 
 
 @pytest.mark.timeout(60)
@@ -127,12 +116,12 @@ def test_health_names_an_unreachable_server(sluice):
                databases={"gone": f"host=127.0.0.1 port={dead} dbname=gone"})
     with pytest.raises(psycopg.OperationalError):
         s.connect(db="gone")
-    code, body = get(port, "/health")
+    code, body = http_get(port, "/health")
     assert code == 503, body
     pool = json.loads(body)["pools"][0]
     assert pool["database"] == "gone" and not pool["healthy"]
     assert "server unreachable" in pool["reasons"][0] and "refused" in pool["reasons"][0].lower()
-    s_ = samples(get(port, "/metrics")[1])
+    s_ = samples(http_get(port, "/metrics")[1])
     assert value(s_, "pgsluice_server_unreachable", database="gone") == 1
     assert value(s_, "pgsluice_server_connect_failures_total", database="gone") >= 1
 
@@ -140,7 +129,7 @@ def test_health_names_an_unreachable_server(sluice):
 @pytest.mark.timeout(30)
 def test_unknown_paths_and_methods(sluice):
     s, port = http_sluice(sluice)
-    assert get(port, "/nope")[0] == 404
+    assert http_get(port, "/nope")[0] == 404
     req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", data=b"x", method="POST")
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=5)
@@ -176,7 +165,7 @@ def test_pgbouncer_exporter_scrapes_the_admin_console(sluice):
     try:
         def scraped():
             try:
-                return get(port, "/metrics", timeout=2)
+                return http_get(port, "/metrics", timeout=2)
             except OSError:
                 return None
         got = wait_until(lambda: proc.poll() is not None or scraped(), timeout=10)

@@ -3,10 +3,8 @@
 ends with (what pgsluice says it holds is what PostgreSQL sees)."""
 import json
 import threading
-import urllib.error
-import urllib.request
 
-from helpers import free_port, prometheus_samples, wait_until
+from helpers import free_port, http_get, metric, prometheus_samples, wait_until
 
 # Server states as SHOW POOLS counts them; their sum is every server
 # connection the pool has open or is opening.
@@ -20,31 +18,16 @@ def http_config(**over):
     return cfg
 
 
-def http_get(s, path, timeout=5):
-    port = s.config["http_port"]
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def health(s):
-    code, body = http_get(s, "/health")
+    code, body = http_get(s.config["http_port"], "/health")
     return code, json.loads(body)
 
 
 def metrics(s):
     """{(name, frozenset(labels)): value} of /metrics."""
-    code, text = http_get(s, "/metrics")
+    code, text = http_get(s.config["http_port"], "/metrics")
     assert code == 200, (code, text[:500])
     return prometheus_samples(text)
-
-
-def metric(samples, name, **labels):
-    """Sum of the samples of name whose labels include labels (0 if none)."""
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
 
 
 def show(s, what):

@@ -23,8 +23,8 @@ import psycopg_pool
 import pytest
 
 import pgwire
-from helpers import create_table, wait_until
-from incident_helpers import assert_counts_agree, http_config, metric, metrics, not_idle_in_transaction
+from helpers import create_table, metric, wait_until
+from incident_helpers import assert_counts_agree, http_config, metrics, not_idle_in_transaction
 
 POOL = 3
 

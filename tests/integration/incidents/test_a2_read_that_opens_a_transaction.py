@@ -18,9 +18,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from helpers import create_table, wait_until
-from incident_helpers import (assert_counts_agree, http_config, metric, metrics, not_idle_in_transaction,
-                              show)
+from helpers import create_table, metric, wait_until
+from incident_helpers import assert_counts_agree, http_config, metrics, not_idle_in_transaction, show
 
 LEAK_WARN = 0.5
 IDLE_TXN = 2.0

@@ -19,8 +19,8 @@ import time
 import psycopg_pool
 import pytest
 
-from helpers import Threads, wait_until
-from incident_helpers import (PeakBackends, assert_counts_agree, http_config, metric, metrics, not_idle_in_transaction,
+from helpers import Threads, metric, wait_until
+from incident_helpers import (PeakBackends, assert_counts_agree, http_config, metrics, not_idle_in_transaction,
                               pool_row, show)
 
 POOL = 3

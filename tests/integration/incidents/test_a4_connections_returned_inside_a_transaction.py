@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 import pgwire
-from helpers import create_table, wait_until
-from incident_helpers import assert_counts_agree, http_config, metric, metrics, not_idle_in_transaction
+from helpers import create_table, metric, wait_until
+from incident_helpers import assert_counts_agree, http_config, metrics, not_idle_in_transaction
 
 FRESH = ("select now() = statement_timestamp() as fresh, pg_current_xact_id_if_assigned() as xid, "
          "pg_backend_pid() as pid, current_setting('statement_timeout') as st")

@@ -8,23 +8,14 @@ server. Reproduced with a PostgreSQL backend frozen by SIGSTOP and with a
 relay that goes silent without closing; the cost to a client stays near
 server_check_timeout and the dead server is named in the log and counted."""
 import os
-import re
 import signal
 import time
-import urllib.request
 
 import pytest
 
 from faults import Relay
-from helpers import free_port, wait_until
-
-
-def metric(port, name, **labels):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    sel = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    m = re.search(rf"^{name}\{{{re.escape(sel)}\}} (\S+)$", text, re.M)
-    assert m, f"{name}{{{sel}}} not in /metrics"
-    return float(m.group(1))
+from helpers import free_port, metric, wait_until
+from incident_helpers import metrics
 
 
 def timed_query(s, sql="select 1"):
@@ -49,7 +40,7 @@ def test_frozen_backend_costs_a_client_about_the_check_timeout(sluice, pg):
         assert took < 4.0, f"a client waited {took:.2f}s behind a frozen backend"
         print(f"\nfrozen backend: the client waited {took:.2f}s (server_check_timeout=1s)")
         s.wait_log(r"no answer to server_check_query within server_check_timeout=1\.0s: the connection is dead")
-        assert metric(http, "pgsluice_dead_servers_total", database="appdb", user="app") >= 1
+        assert metric(metrics(s), "pgsluice_dead_servers_total", required=True, database="appdb", user="app") >= 1
         # the next clients are served at the usual pace from the healthy server
         worst = max(timed_query(s)[0] for _ in range(5))
         assert worst < 1.0, worst

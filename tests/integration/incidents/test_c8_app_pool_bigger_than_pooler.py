@@ -17,9 +17,9 @@ import psycopg_pool
 import pytest
 
 import pgwire
-from helpers import Threads, wait_until
-from incident_helpers import (PeakBackends, assert_counts_agree, health, http_config, metric, metrics,
-                              not_idle_in_transaction, pool_row)
+from helpers import Threads, metric, wait_until
+from incident_helpers import (PeakBackends, assert_counts_agree, health, http_config, metrics, not_idle_in_transaction,
+                              pool_row)
 
 APP = 120
 POOL = 40

@@ -16,9 +16,8 @@ import psycopg
 import pytest
 
 import pgwire
-from helpers import Threads, sqlstate_of, wait_until
-from incident_helpers import (PeakBackends, assert_counts_agree, http_config, metric, metrics,
-                              not_idle_in_transaction, pool_row)
+from helpers import Threads, metric, sqlstate_of, wait_until
+from incident_helpers import PeakBackends, assert_counts_agree, http_config, metrics, not_idle_in_transaction, pool_row
 
 POOL = 30
 THREADS = 40

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 import pgwire
-from helpers import free_port, sqlstate_of, wait_until
-from incident_helpers import assert_counts_agree, health, http_config, metric, metrics, not_idle_in_transaction
+from helpers import free_port, metric, sqlstate_of, wait_until
+from incident_helpers import assert_counts_agree, health, http_config, metrics, not_idle_in_transaction
 
 STATS = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \d+ INFO stats app/appdb: clients active=(\d+) "
                    r"idle=(\d+) waiting=(\d+); servers active=(\d+) idle=(\d+) used=(\d+) login=(\d+) "

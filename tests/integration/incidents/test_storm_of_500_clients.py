@@ -18,9 +18,8 @@ import time
 import psycopg
 import pytest
 
-from helpers import sqlstate_of, wait_until
-from incident_helpers import (PeakBackends, assert_counts_agree, http_config, metric, metrics,
-                              not_idle_in_transaction, pool_row)
+from helpers import metric, sqlstate_of, wait_until
+from incident_helpers import PeakBackends, assert_counts_agree, http_config, metrics, not_idle_in_transaction, pool_row
 
 CLIENTS = 500
 POOL = 20

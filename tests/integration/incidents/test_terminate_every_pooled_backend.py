@@ -15,9 +15,8 @@ import time
 import psycopg
 import pytest
 
-from helpers import Threads, wait_until
-from incident_helpers import (assert_counts_agree, http_config, metric, metrics, not_idle_in_transaction,
-                              pool_row)
+from helpers import Threads, metric, wait_until
+from incident_helpers import assert_counts_agree, http_config, metrics, not_idle_in_transaction, pool_row
 
 POOL = 5
 KILLED_TEXT = "terminating connection due to administrator command"

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 import pgwire
-from helpers import stuck_backends, wait_until
+from helpers import stuck_backends
 
 
 def send_cancel(port, pid, key):
@@ -128,3 +128,56 @@ def test_cancel_with_random_keys_is_closed_and_harmless(sluice):
     finally:
         busy.close()
     assert s.alive()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_psycopg_cancel(sluice, mode):
+    s = sluice({"pool_mode": mode})
+    c = s.connect()
+    threading.Timer(0.5, c.cancel).start()
+    t0 = time.time()
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        c.execute("select pg_sleep(10)")
+    assert time.time() - t0 < 3
+    assert c.execute("select 1").fetchone() == (1,)
+    c.close()
+
+
+@pytest.mark.timeout(30)
+def test_stale_cancel_cannot_hit_another_client(sluice):
+    s = sluice({"default_pool_size": 1})
+    one = pgwire.connect(s.port)
+    one.query("select 1")  # server released at the end of the transaction
+    two = pgwire.connect(s.port)
+    two.send(pgwire.query("select pg_sleep(1.5), 'done'"))
+    time.sleep(0.3)
+    c = pgwire.Conn.open(s.port)
+    c.send(pgwire.cancel_request(one.pid, one.key))
+    c.close()
+    out = two.read_result(timeout=10)
+    assert not out.errors, out
+    assert out.rows == [("", "done")]
+    one.close()
+    two.close()
+
+
+@pytest.mark.timeout(30)
+def test_cancel_with_random_key_is_harmless(sluice):
+    s = sluice()
+    c = s.connect()
+    w = pgwire.Conn.open(s.port)
+    w.send(pgwire.cancel_request(12345, 67890))
+    assert w.is_closed(3)
+    assert c.execute("select 1").fetchone() == (1,)
+    c.close()
+
+
+@pytest.mark.timeout(30)
+def test_client_keys_are_distinct(sluice):
+    s = sluice()
+    a = pgwire.connect(s.port)
+    b = pgwire.connect(s.port)
+    assert (a.pid, a.key) != (b.pid, b.key)
+    a.close()
+    b.close()

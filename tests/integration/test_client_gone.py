@@ -10,7 +10,6 @@ import signal
 import subprocess
 import time
 
-import psycopg
 import pytest
 
 import pgwire
@@ -196,3 +195,100 @@ def test_psycopg_close_inside_transaction(sluice, pg, table):
     with s.connect() as c:
         assert c.execute(f"select count(*) from {table}").fetchone() == (0,)
     assert not stuck_backends(pg)
+
+
+def app_backends(pg, state=None):
+    return [b for b in pg.backends(user="app", db="appdb") if state is None or b.state == state]
+
+
+@pytest.mark.timeout(60)
+def test_30_clients_killed_mid_transaction(sluice, pg, table):
+    create_table(pg, table, "a int")
+    s = sluice({"default_pool_size": 40})
+    wires = []
+    for i in range(30):
+        w = pgwire.connect(s.port, timeout=10)
+        w.query("begin")
+        w.query(f"insert into {table} values ({i})")
+        wires.append(w)
+    assert len(app_backends(pg, "idle in transaction")) == 30
+    for w in wires:
+        w.close()  # no Terminate: the socket just goes
+    assert wait_until(lambda: len(app_backends(pg, "idle in transaction")) == 0, timeout=2)
+    assert pg.sql(f"select count(*) from {table}", db="appdb") == [(0,)]
+    with s.connect() as c:
+        assert c.execute("select 1").fetchone() == (1,)
+
+
+@pytest.mark.timeout(60)
+def test_psql_killed_mid_transaction(sluice, pg):
+    s = sluice({"pool_mode": "session"})
+    p = subprocess.Popen(["psql", "-X", "-h", "127.0.0.1", "-p", str(s.port), "-U", "app", "appdb"],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    p.stdin.write("begin;\nselect 1;\n")
+    p.stdin.flush()
+    assert wait_until(lambda: len(app_backends(pg, "idle in transaction")) == 1, timeout=5)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert wait_until(lambda: len(app_backends(pg, "idle in transaction")) == 0, timeout=2)
+
+
+@pytest.mark.timeout(60)
+def test_disconnect_in_middle_of_large_result(sluice, pg):
+    s = sluice({"default_pool_size": 1})
+    w = pgwire.connect(s.port, timeout=10)
+    w.send(pgwire.query("select repeat('x', 200) from generate_series(1, 3000000)"))
+    for _ in range(50):
+        w.recv_msg(timeout=10)
+    w.close()
+    assert wait_until(lambda: not [b for b in app_backends(pg, "active") if "generate_series" in b.query],
+                      timeout=5)
+    with s.connect() as c:
+        assert c.execute("select 'mine'").fetchone() == ("mine",)
+
+
+@pytest.mark.timeout(60)
+def test_disconnect_mid_copy_in_first_chunk(sluice, pg, table):
+    create_table(pg, table, "a int")
+    s = sluice()
+    w = pgwire.connect(s.port, timeout=10)
+    w.send(pgwire.query(f"copy {table} from stdin"))
+    t, _ = w.recv_msg(timeout=10)
+    assert t == "G"
+    w.send(pgwire.copy_data(b"".join(b"%d\n" % i for i in range(1000))))
+    time.sleep(0.2)
+    w.close()
+    assert wait_until(lambda: not app_backends(pg, "idle in transaction")
+                      and not app_backends(pg, "active"), timeout=3)
+    assert pg.sql(f"select count(*) from {table}", db="appdb") == [(0,)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_abandoned_pipelined_sleep(sluice, pg, mode):
+    s = sluice({"default_pool_size": 1, "pool_mode": mode})
+    w = pgwire.connect(s.port, timeout=10)
+    w.send(pgwire.query("select pg_sleep(30)") + pgwire.query("select 'stale'"))
+    time.sleep(0.5)
+    w.close()
+    assert wait_until(lambda: not [b for b in app_backends(pg, "active") if "pg_sleep" in b.query], timeout=3)
+    w2 = pgwire.connect(s.port, timeout=10)
+    out = w2.query("select 'fresh' as col")
+    assert out.rows == [("fresh",)]
+    assert [body for t, body in out.messages if t == "T"][0].startswith(b"\x00\x01col\x00")
+    w2.close()
+
+
+@pytest.mark.timeout(60)
+def test_abandoned_extended_without_sync(sluice, pg):
+    s = sluice({"default_pool_size": 1})
+    w = pgwire.connect(s.port, timeout=10)
+    parse = pgwire.msg(b"P", b"\0select pg_sleep(30)\0\0\0")
+    bind = pgwire.msg(b"B", b"\0\0\0\0\0\0\0\0")
+    execute = pgwire.msg(b"E", b"\0\0\0\0\0")
+    w.send(parse + bind + execute + pgwire.msg(b"H"))
+    time.sleep(0.5)
+    w.close()
+    assert wait_until(lambda: not [b for b in app_backends(pg, "active") if "pg_sleep" in b.query], timeout=3)
+    with s.connect() as c:
+        assert c.execute("select 5").fetchone() == (5,)

@@ -118,3 +118,63 @@ def test_pgbouncer_section_runs(sluice):
         assert c.execute("select current_setting('application_name') is not null").fetchone() == (True,)
     r = s.psql(["-At", "-c", "SHOW VERSION"], user="postgres", db="pgbouncer")
     assert r.returncode == 0 and "pgsluice" in r.stdout.lower(), r.stderr
+
+
+def write_text(tmp_path, text, name="p.ini"):
+    """An ini file holding exactly text; returns its path."""
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+@pytest.mark.timeout(30)
+def test_check_good(tmp_path):
+    path = write_text(tmp_path, "[pgsluice]\nlisten_port = 6433\n[databases]\nappdb = host=127.0.0.1 port=5432\n")
+    r = run("--check", path, timeout=20)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.timeout(30)
+def test_check_bad_value_names_line(tmp_path):
+    path = write_text(tmp_path, "[pgsluice]\nlisten_port = 6433\ndefault_pool_size = many\n")
+    r = run("--check", path, timeout=20)
+    assert r.returncode == 1
+    assert f"{path}:3" in r.stderr
+
+
+@pytest.mark.timeout(30)
+def test_check_unknown_key_suggests(tmp_path):
+    path = write_text(tmp_path, "[pgsluice]\ndefault_pool_sise = 5\n")
+    r = run("--check", path, timeout=20)
+    assert r.returncode == 0
+    assert "did you mean" in r.stderr and "default_pool_size" in r.stderr
+
+
+@pytest.mark.timeout(30)
+def test_pgbouncer_section_alias(tmp_path):
+    path = write_text(tmp_path, "[pgbouncer]\nlisten_port = 6433\npool_mode = transaction\n"
+                                "[databases]\n* = host=127.0.0.1\n")
+    r = run("--check", path, timeout=20)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.timeout(30)
+def test_version_and_help():
+    r = run("--version", timeout=20)
+    assert r.returncode == 0 and r.stdout.startswith("pgsluice ")
+    r = run("--help", timeout=20)
+    assert r.returncode == 0 and "--check" in r.stdout
+
+
+@pytest.mark.timeout(30)
+def test_start_with_bad_config_fails(tmp_path):
+    path = write_text(tmp_path, "[pgsluice]\npool_mode = statement\n")
+    r = run(path, timeout=20)
+    assert r.returncode != 0
+    assert path in r.stderr
+
+
+@pytest.mark.timeout(30)
+def test_missing_file():
+    r = run("--check", "/nonexistent/pgsluice.ini", timeout=20)
+    assert r.returncode == 1

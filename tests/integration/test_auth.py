@@ -226,7 +226,8 @@ def test_server_login_with_md5_secret(sluice):
 
 @pytest.mark.timeout(30)
 def test_password_in_database_entry(sluice, pg):
-    s = sluice(databases={"appdb": f"host=127.0.0.1 port={pg.port} dbname=appdb user=app password=apppass"},
+    # scramuser: the server asks it for a password (app is trusted by the test server)
+    s = sluice(databases={"appdb": f"host=127.0.0.1 port={pg.port} dbname=appdb user=scramuser password=scrampass"},
                userlist={})
     with s.connect(user="whoever", password="") as c:
-        assert c.execute("select current_user").fetchone() == ("app",)
+        assert c.execute("select current_user").fetchone() == ("scramuser",)

@@ -241,3 +241,182 @@ def test_postgres_restart_idle_servers_are_replaced(sluice, pg):
             assert c2.execute("select 2").fetchone() == (2,)
     finally:
         c.close()
+
+
+@pytest.mark.timeout(60)
+def test_transaction_mode_shares_few_servers(sluice, pg):
+    s = sluice({"default_pool_size": 3})
+    peak = [0]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], len(pg.backends(user="app", db="appdb")))
+            time.sleep(0.02)
+
+    errors = []
+
+    def work():
+        try:
+            with s.connect(autocommit=False) as c:
+                for i in range(20):
+                    assert c.execute("select %s::int", [i]).fetchone() == (i,)
+                    c.commit()
+        except Exception as e:  # noqa: BLE001 - collected for the assertion below
+            errors.append(e)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    workers = [threading.Thread(target=work) for _ in range(20)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(40)
+    stop.set()
+    sampler.join()
+    assert errors == []
+    assert 1 <= peak[0] <= 3
+
+
+def admin_servers(s, db="appdb", user="app"):
+    """SHOW SERVERS rows (as dicts) of one pool, from the admin console."""
+    with s.connect(user="postgres", db="pgsluice") as c:
+        cur = c.execute("SHOW SERVERS")
+        names = [d.name for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    return [r for r in rows if r["database"] == db and r["user"] == user]
+
+
+@pytest.mark.timeout(30)
+def test_two_clients_alternate_on_pool_of_one(sluice):
+    s = sluice({"default_pool_size": 1})
+    a, b = s.connect(autocommit=False), s.connect(autocommit=False)
+    seen = set()  # backend pids the pooler had open, looked at inside each transaction
+    try:
+        for i in range(5):
+            assert a.execute("select 1").fetchone() == (1,)
+            held = s.backends()
+            assert len(held) == 1, f"pool of one has {len(held)} servers while a holds one: {held}"
+            seen.update(x.pid for x in held)
+            a.commit()
+            assert b.execute("select 2").fetchone() == (2,)
+            held = s.backends()
+            assert len(held) == 1, f"pool of one has {len(held)} servers while b holds one: {held}"
+            seen.update(x.pid for x in held)
+            b.commit()
+    finally:
+        a.close()
+        b.close()
+    assert len(seen) == 1, f"the two clients of a pool of one ran on backends {seen}"
+    servers = admin_servers(s)
+    assert [r["remote_pid"] for r in servers] == list(seen), servers
+
+
+@pytest.mark.timeout(30)
+def test_session_mode_resets_server(sluice, pg):
+    s = sluice({"pool_mode": "session", "default_pool_size": 1})
+    with s.connect() as c:
+        c.execute("set search_path = nowhere")
+        c.execute("create temp table t_session_tmp(a int)")
+        assert c.execute("show search_path").fetchone() == ("nowhere",)
+        pid = c.info.backend_pid
+    with s.connect() as c:
+        assert c.info.backend_pid == pid  # the same server, reused
+        assert c.execute("show search_path").fetchone() == ('"$user", public',)
+        assert c.execute("select count(*) from pg_class where relname = 't_session_tmp'").fetchone() == (0,)
+
+
+@pytest.mark.timeout(60)
+def test_pgbench_100_clients_pool_10(sluice, pg):
+    s = sluice({"default_pool_size": 10, "max_client_conn": 200})
+    env = {"PGPASSWORD": "apppass", "PATH": "/usr/bin:/bin"}
+    try:
+        r = subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "app",
+                            "appdb"], capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(["pgbench", "-n", "-S", "-c", "100", "-j", "2", "-T", "8", "-h", "127.0.0.1", "-p",
+                            str(s.port), "-U", "app", "appdb"], capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "number of failed transactions: 0" in r.stdout or "failed" not in r.stdout
+        assert len(pg.backends(user="app", db="appdb")) <= 10
+    finally:
+        pg.sql("DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers",
+               db="appdb")
+
+
+@pytest.mark.timeout(30)
+def test_server_idle_timeout(sluice, pg):
+    s = sluice({"server_idle_timeout": 1})
+    with s.connect() as c:
+        c.execute("select 1")
+        pid = c.execute("select pg_backend_pid()").fetchone()[0]
+    assert wait_until(lambda: pid not in [b.pid for b in pg.backends()], timeout=5)
+
+
+@pytest.mark.timeout(30)
+def test_server_lifetime(sluice, pg):
+    s = sluice({"server_lifetime": 1, "server_lifetime_jitter": 0})
+    with s.connect() as c:
+        pid = c.execute("select pg_backend_pid()").fetchone()[0]
+        time.sleep(1.5)
+        c.execute("select 1")  # still served; the old server closes once idle
+    assert wait_until(lambda: pid not in [b.pid for b in pg.backends()], timeout=5)
+
+
+@pytest.mark.timeout(30)
+def test_client_idle_timeout(sluice):
+    s = sluice({"client_idle_timeout": 1})
+    c = s.connect()
+    c.execute("select 1")
+    time.sleep(2)
+    with pytest.raises(Exception):
+        c.execute("select 1")
+    c.close()
+
+
+@pytest.mark.timeout(30)
+def test_dead_idle_server_not_handed_out(sluice, pg):
+    s = sluice({"default_pool_size": 1})
+    with s.connect() as c:
+        pid = c.execute("select pg_backend_pid()").fetchone()[0]
+        pg.terminate(pid)
+        time.sleep(0.3)
+        assert c.execute("select 7").fetchone() == (7,)
+        assert c.execute("select pg_backend_pid()").fetchone()[0] != pid
+    assert "idle" in s.log()
+
+
+@pytest.mark.timeout(30)
+def test_pool_size_per_database_entry(sluice, pg):
+    s = sluice(databases={"appdb": f"host=127.0.0.1 port={pg.port} dbname=appdb pool_size=2"})
+    conns = [s.connect(autocommit=False) for _ in range(4)]
+    for c in conns[:2]:
+        c.execute("select 1")
+    assert len(pg.backends(user="app", db="appdb")) == 2
+    for c in conns:
+        c.close()
+
+
+@pytest.mark.timeout(30)
+def test_max_db_connections_and_eviction(sluice, pg):
+    s = sluice({"max_db_connections": 1, "query_wait_timeout": 3})
+    a = s.connect(autocommit=False)
+    a.execute("select 1")
+    # trustuser's pool must wait: the database's only slot is app's.
+    t0 = time.time()
+    b = None
+
+    def late_commit():
+        time.sleep(1)
+        a.commit()
+
+    threading.Thread(target=late_commit).start()
+    b = s.connect(user="trustuser")
+    # app's idle server is closed to make room, and trustuser gets one.
+    assert b.execute("select current_user").fetchone() == ("trustuser",)
+    assert time.time() - t0 < 3
+    assert wait_until(lambda: [x.usename for x in pg.backends(db="appdb")] == ["trustuser"], timeout=2), \
+        f"expected appdb's only server to be trustuser's, app's evicted: {pg.backends(db='appdb')}"
+    assert len([x for x in pg.backends() if x[2] == "appdb"]) <= 1
+    a.close()
+    b.close()

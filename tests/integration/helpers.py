@@ -167,3 +167,16 @@ def http_get(port, path, timeout=5):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+def admin_show(s, what):
+    """Rows of SHOW what on the pooler's admin console, as dicts."""
+    with s.connect(user="postgres", db="pgsluice") as c:
+        cur = c.execute(f"SHOW {what}")
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def clients_listed(s):
+    """Client connections the pooler knows of (SHOW CLIENTS), the admin's own excluded."""
+    return [r for r in admin_show(s, "CLIENTS") if r["database"] != "pgsluice"]

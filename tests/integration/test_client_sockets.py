@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pgwire
-from helpers import wait_until
+from helpers import clients_listed, wait_until
 
 
 def pooler_side(s, conn):
@@ -59,14 +59,6 @@ def test_client_sockets_inherit_keepalive_and_reload_changes_it(sluice):
         # The connection made before the reload keeps what it had.
         assert wait_until(lambda: keepalive_seconds(pooler_side(s, c)) is not None, timeout=5)
         c.execute("select 1")
-
-
-def clients_listed(s):
-    """Client connections the pooler knows of (SHOW CLIENTS), the admin's own excluded."""
-    with s.connect(user="postgres", db="pgsluice") as c:
-        cur = c.execute("SHOW CLIENTS")
-        names = [d.name for d in cur.description]
-        return [r for r in (dict(zip(names, row)) for row in cur.fetchall()) if r["database"] != "pgsluice"]
 
 
 def test_defer_accept_hides_silent_connections_until_they_speak(sluice):

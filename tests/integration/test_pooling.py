@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 import pgwire
-from helpers import Threads, wait_until
+from helpers import Threads, admin_show, wait_until
 
 
 @pytest.mark.timeout(90)
@@ -280,11 +280,7 @@ def test_transaction_mode_shares_few_servers(sluice, pg):
 
 def admin_servers(s, db="appdb", user="app"):
     """SHOW SERVERS rows (as dicts) of one pool, from the admin console."""
-    with s.connect(user="postgres", db="pgsluice") as c:
-        cur = c.execute("SHOW SERVERS")
-        names = [d.name for d in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
-    return [r for r in rows if r["database"] == db and r["user"] == user]
+    return [r for r in admin_show(s, "SERVERS") if r["database"] == db and r["user"] == user]
 
 
 @pytest.mark.timeout(30)

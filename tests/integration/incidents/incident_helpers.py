@@ -4,7 +4,7 @@ ends with (what pgsluice says it holds is what PostgreSQL sees)."""
 import json
 import threading
 
-from helpers import free_port, http_get, metric, prometheus_samples, wait_until
+from helpers import admin_show, free_port, http_get, metric, prometheus_samples, wait_until
 
 # Server states as SHOW POOLS counts them; their sum is every server
 # connection the pool has open or is opening.
@@ -30,16 +30,8 @@ def metrics(s):
     return prometheus_samples(text)
 
 
-def show(s, what):
-    """Rows of an admin console SHOW as dicts."""
-    with s.connect(user="postgres", db="pgsluice") as c:
-        cur = c.execute(f"SHOW {what}")
-        names = [d.name for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
-
-
 def pool_row(s, db="appdb", user="app"):
-    rows = [r for r in show(s, "POOLS") if r["database"] == db and r["user"] == user]
+    rows = [r for r in admin_show(s, "POOLS") if r["database"] == db and r["user"] == user]
     return rows[0] if rows else None
 
 

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from helpers import create_table, metric, wait_until
-from incident_helpers import assert_counts_agree, http_config, metrics, not_idle_in_transaction, show
+from helpers import admin_show, create_table, metric, wait_until
+from incident_helpers import assert_counts_agree, http_config, metrics, not_idle_in_transaction
 
 LEAK_WARN = 0.5
 IDLE_TXN = 2.0
@@ -63,14 +63,14 @@ def test_periodic_select_left_idle_in_transaction(sluice, pg, table):
         web.start()
 
         # seen: who, since when, last statement
-        rows = wait_until(lambda: show(s, "LEAKS"), timeout=3)
+        rows = wait_until(lambda: admin_show(s, "LEAKS"), timeout=3)
         assert rows and len(rows) == 1, rows
         leak = rows[0]
         assert leak["application_name"] == "ticker" and leak["user"] == "app" and leak["database"] == "appdb"
         assert leak["xact_state"] == "in transaction" and leak["server_pid"] == pid
         assert float(leak["idle_for"]) >= LEAK_WARN and float(leak["held_for"]) >= float(leak["idle_for"])
         assert "limit 1" in leak["last_statement"] and leak["addr"] == "127.0.0.1"
-        clients = [c for c in show(s, "CLIENTS") if c["application_name"] == "ticker"]
+        clients = [c for c in admin_show(s, "CLIENTS") if c["application_name"] == "ticker"]
         assert len(clients) == 1 and clients[0]["leak"] == "yes" and clients[0]["xact_state"] == "in transaction"
         # warned once, in one line that names it
         m = s.wait_log(r"WARNING C-\d+ appdb/app@127\.0\.0\.1:\d+: leak: application_name=ticker holds server "
@@ -104,7 +104,7 @@ def test_periodic_select_left_idle_in_transaction(sluice, pg, table):
         assert conn.execute(sa.text(f"select payload from {table} order by id limit 1")).scalar() == "next job"
         conn.commit()  # the fix: end the read's transaction
         conn.close()
-        assert show(s, "LEAKS") == []
+        assert admin_show(s, "LEAKS") == []
         assert not not_idle_in_transaction(s)
         assert assert_counts_agree(s) == 1
         print(f"\nleak seen {float(leak['idle_for']):.2f}s after the read; a waiting request got the server "
@@ -133,7 +133,7 @@ def test_the_fixed_job_holds_nothing(sluice, pg, table):
                 assert time.monotonic() - t0 < 1.0
                 # proving that nothing is reported takes time: wait past leak_warn_timeout
                 time.sleep(2 * LEAK_WARN)
-                assert show(s, "LEAKS") == []
+                assert admin_show(s, "LEAKS") == []
         assert leak_lines(s) == []
         m = metrics(s)
         assert metric(m, "pgsluice_leak_warnings_total", database="appdb", user="app") == 0

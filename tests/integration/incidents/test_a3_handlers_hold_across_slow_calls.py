@@ -19,9 +19,8 @@ import time
 import psycopg_pool
 import pytest
 
-from helpers import Threads, metric, wait_until
-from incident_helpers import (PeakBackends, assert_counts_agree, http_config, metrics, not_idle_in_transaction,
-                              pool_row, show)
+from helpers import Threads, admin_show, metric, wait_until
+from incident_helpers import PeakBackends, assert_counts_agree, http_config, metrics, not_idle_in_transaction, pool_row
 
 POOL = 3
 SLOW_CALL = 1.5  # the outside call, scaled down from the incident's 1-10 s
@@ -114,16 +113,16 @@ def test_holds_across_slow_calls_are_measured_and_attributed(sluice, pg):
         t_hold = time.monotonic()
         # while they hold: who, since when, in which state, doing what
         def holding():
-            rows = [r for r in show(s, "CLIENTS") if r["application_name"].startswith("llm-handler")]
+            rows = [r for r in admin_show(s, "CLIENTS") if r["application_name"].startswith("llm-handler")]
             return rows if len(rows) == holders and all(float(r["held_for"] or 0) >= 0.5 for r in rows) else None
 
         rows = wait_until(holding, timeout=5)
-        assert rows, show(s, "CLIENTS")
+        assert rows, admin_show(s, "CLIENTS")
         for r in rows:
             assert r["xact_state"] == "in transaction" and r["state_detail"] == "active", r
             assert float(r["held_for"]) >= 0.5 and r["link"], r
             assert "before llm call" in r["last_statement"], r
-        pids = {r["remote_pid"] for r in show(s, "SERVERS") if r["link"] in {x["ptr"] for x in rows}}
+        pids = {r["remote_pid"] for r in admin_show(s, "SERVERS") if r["link"] in {x["ptr"] for x in rows}}
         assert len(pids) == holders
         assert {b.pid for b in s.backends(state="idle in transaction")} == pids
         # the other handlers share the one server left

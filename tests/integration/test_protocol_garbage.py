@@ -10,7 +10,7 @@ import time
 import pytest
 
 import pgwire
-from helpers import assert_healthy
+from helpers import assert_healthy, clients_listed, wait_until
 
 
 @pytest.fixture
@@ -86,6 +86,21 @@ def assert_error_then_closed(c, codes=("08P01",), timeout=5.0):
     return err
 
 
+def assert_truncated_startup_waits(s, c, others=1):
+    """A client that sent part of a startup packet sees nothing (no
+    error, no close: the pooler waits for the rest) and is one of the
+    pooler's clients besides the others already there."""
+    with pytest.raises(TimeoutError):
+        c.recv_bytes(1, timeout=0.3)
+    assert wait_until(lambda: len(clients_listed(s)) == others + 1, timeout=3), clients_listed(s)
+
+
+def assert_half_logins_forgotten(s, others=1):
+    """Once the truncated clients have gone, the pooler lists only the
+    others (the bystander): nothing is left of the half-done logins."""
+    assert wait_until(lambda: len(clients_listed(s)) == others, timeout=5), clients_listed(s)
+
+
 # ---------------------------------------------------------------- before login
 
 @pytest.mark.timeout(30)
@@ -114,10 +129,14 @@ def test_garbage_startup(garbage_target, blob):
 def test_truncated_startup_then_close(garbage_target, cut):
     s = garbage_target
     pkt = pgwire.startup_packet({"user": "app", "database": "appdb"})
-    for _ in range(10):
+    for i in range(10):
         c = raw(s)
         c.send(pkt[:cut])
+        if i == 0:
+            assert_truncated_startup_waits(s, c)
         c.close_abruptly("rst" if cut == 20 else "fin")
+    assert_half_logins_forgotten(s)
+    assert_healthy(s)
 
 
 @pytest.mark.timeout(30)
@@ -320,3 +339,123 @@ def test_random_fuzz(sluice):
             c.close()
     assert s.alive(), "pgsluice died under fuzz:\n" + s.log_tail()
     assert_healthy(s)
+
+
+# ---------------------------------------------------------------- default settings, exact answers
+
+@pytest.fixture
+def busy(sluice):
+    """A pooler with default settings and one psycopg client that must
+    stay unaffected."""
+    s = sluice()
+    c = s.connect()
+    c.execute("select 1")
+    yield s, c
+    assert c.execute("select 'still fine'").fetchone() == ("still fine",)
+    assert s.proc.poll() is None
+    c.close()
+
+
+def raw_error(port, payload):
+    """Send payload on a new connection: the pooler must answer with one
+    ErrorResponse and close within 3 s. Returns the error's fields."""
+    w = pgwire.Conn.open(port, timeout=10)
+    try:
+        w.send(payload)
+        t, body = w.recv_msg(timeout=5)
+        assert t == "E"
+        assert w.is_closed(3)
+        return pgwire.parse_error(body)
+    finally:
+        w.close()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("payload", [
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    struct.pack("!I", 0) + b"\0\0\0\0",
+    struct.pack("!I", 2 ** 31) + b"\0\0\0\0",
+    struct.pack("!I", 4) + b"\0\0\0\0",
+])
+def test_garbage_startup_gets_08P01(busy, payload):
+    s, _ = busy
+    f = raw_error(s.port, payload)
+    assert f["C"] == "08P01"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("version", [(2 << 16), (9 << 16) | 9])
+def test_bad_protocol_version(busy, version):
+    s, _ = busy
+    f = raw_error(s.port, pgwire.startup_packet({"user": "app", "database": "appdb"}, version=version))
+    assert f["C"] in ("08P01", "0A000")
+
+
+@pytest.mark.timeout(30)
+def test_truncated_startup_then_close_once(busy):
+    s, _ = busy
+    sock = socket.create_connection(("127.0.0.1", s.port))
+    sock.sendall(pgwire.startup_packet({"user": "app", "database": "appdb"})[:11])
+    assert_truncated_startup_waits(s, pgwire.Conn(sock))
+    sock.close()
+    assert_half_logins_forgotten(s)
+    assert_healthy(s)
+
+
+@pytest.mark.timeout(30)
+def test_ssl_request_refused_then_plain_login(busy):
+    s, _ = busy
+    w = pgwire.Conn.open(s.port, timeout=10)
+    w.send(struct.pack("!II", 8, 80877103))
+    assert w.recv_bytes(1) == b"N"
+    w.startup("app", "appdb", timeout=10)
+    w.close()
+
+
+@pytest.mark.timeout(30)
+def test_gssenc_request_refused(busy):
+    s, _ = busy
+    w = pgwire.Conn.open(s.port, timeout=10)
+    w.send(struct.pack("!II", 8, 80877104))
+    assert w.recv_bytes(1) == b"N"
+    w.startup("app", "appdb", timeout=10)
+    w.close()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("payload", [
+    b"Q" + struct.pack("!I", 2 ** 31),
+    pgwire.msg(b"!", b""),
+    b"S" + struct.pack("!I", 5) + b"\0",
+    b"Q" + struct.pack("!I", 2),
+])
+def test_garbage_after_login_gets_08P01(busy, payload):
+    s, _ = busy
+    w = pgwire.connect(s.port, timeout=10)
+    w.send(payload)
+    t, body = w.recv_msg(timeout=5)
+    assert t == "E"
+    assert pgwire.parse_error(body)["C"] == "08P01"
+    assert w.is_closed(3)
+    assert "protocol violation" in s.log() or "invalid" in s.log()
+
+
+@pytest.mark.timeout(30)
+def test_garbage_mid_transaction_releases_server(busy, pg):
+    s, _ = busy
+    w = pgwire.connect(s.port, timeout=10)
+    w.query("begin")
+    w.query("select 1")
+    w.send(pgwire.msg(b"!", b""))
+    w.recv_msg(timeout=5)
+    assert w.is_closed(3)
+    time.sleep(0.5)
+    assert not [b for b in pg.backends(user="app") if b.state == "idle in transaction"]
+
+
+@pytest.mark.timeout(30)
+def test_startup_without_user_gets_28000(busy):
+    s, _ = busy
+    body = struct.pack("!I", 196608) + b"database\0appdb\0\0"
+    f = raw_error(s.port, struct.pack("!I", len(body) + 4) + body)
+    assert f["C"] == "28000"

@@ -164,3 +164,54 @@ def test_reload_moves_fallback_pool_to_new_entry(sluice, pg):
     s.reload()
     assert wait_until(lambda: can_connect(s, "newdb"), timeout=5) == "appdb", \
         "after reload, newdb still goes to the fallback entry's pool"
+
+
+# wait_log matches case-insensitively; (?-i:...) keeps these log checks exact.
+
+@pytest.mark.timeout(30)
+def test_reload_adds_database_and_keeps_clients(sluice, pg):
+    s = sluice(databases={"appdb": f"host=127.0.0.1 port={pg.port} dbname=appdb"})
+    c = s.connect()
+    assert c.execute("select 1").fetchone() == (1,)
+    with pytest.raises(Exception):
+        s.connect(db="newdb")
+    s.rewrite(databases={"appdb": f"host=127.0.0.1 port={pg.port} dbname=appdb",
+                         "newdb": f"host=127.0.0.1 port={pg.port} dbname=appdb"})
+    s.reload()
+    s.wait_log(r"(?-i:reload done)")
+    with s.connect(db="newdb") as n:
+        assert n.execute("select current_database()").fetchone() == ("appdb",)
+    assert c.execute("select 2").fetchone() == (2,)
+    c.close()
+
+
+@pytest.mark.timeout(30)
+def test_reload_grows_pool(sluice, pg):
+    s = sluice({"default_pool_size": 2, "query_wait_timeout": 1})
+    conns = [s.connect(autocommit=False) for _ in range(4)]
+    conns[0].execute("select 1")
+    conns[1].execute("select 1")
+    with pytest.raises(Exception):
+        conns[2].execute("select 1")
+    conns[2].rollback()
+    s.rewrite({"default_pool_size": 4})
+    s.reload()
+    s.wait_log(r"(?-i:reload done)")
+    conns[2].execute("select 1")
+    conns[3].execute("select 1")
+    assert len(pg.backends(user="app", db="appdb")) == 4
+    for c in conns:
+        c.close()
+
+
+@pytest.mark.timeout(30)
+def test_bad_reload_keeps_old_config(sluice):
+    s = sluice()
+    c = s.connect()
+    s.rewrite({"default_pool_size": "lots"})
+    s.reload()
+    s.wait_log(r"(?-i:reload failed)")
+    assert c.execute("select 1").fetchone() == (1,)
+    with s.connect() as d:
+        assert d.execute("select 2").fetchone() == (2,)
+    c.close()

@@ -239,3 +239,105 @@ def test_named_prepared_statements_work_in_session_mode(sluice):
         for i in range(10):
             assert c.execute("select %s::int + 1", [i]).fetchone() == (i + 1,)
         assert c.execute("select count(*) from pg_prepared_statements").fetchone()[0] >= 1
+
+
+# The pooler's peak RSS (VmHWM) may grow less than 64 MB over its value
+# right after start, with the default sanitizer settings.
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_100mb_result_iterated(sluice, mode):
+    s = sluice({"pool_mode": mode})
+    before = s.peak_rss_kb()
+    with s.connect() as c:
+        cur = c.cursor()
+        n = total = 0
+        cur.execute("select repeat('x', 1000) from generate_series(1, 100000)")
+        for (v,) in cur:
+            n += 1
+            total += len(v)
+    assert n == 100000 and total == 100_000_000
+    assert s.peak_rss_kb() - before < 64 * 1024
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_copy_out_and_in_100mb(sluice, pg, table, mode):
+    create_table(pg, table, "a int, b text")
+    s = sluice({"pool_mode": mode})
+    before = s.peak_rss_kb()
+    chunks = []
+    with s.connect() as c:
+        with c.cursor().copy("copy (select g, repeat('y', 1000) from generate_series(1, 100000) g) to stdout") as cp:
+            size = 0
+            for data in cp:
+                size += len(data)
+                if len(chunks) < 1:
+                    chunks.append(bytes(data))
+        assert size > 100_000_000
+        line = b"7\t" + b"z" * 1000 + b"\n"
+        with c.cursor().copy(f"copy {table} from stdin") as cp:
+            for _ in range(100):
+                cp.write(line * 1000)
+        assert c.execute(f"select count(*) from {table}").fetchone() == (100000,)
+    assert s.peak_rss_kb() - before < 64 * 1024
+
+
+@pytest.mark.timeout(60)
+def test_extended_protocol_transaction_mode(sluice):
+    s = sluice({"default_pool_size": 2})
+    with s.connect() as c:
+        for i in range(50):
+            assert c.execute("select %s::int + %s::int", [i, 1]).fetchone() == (i + 1,)
+
+
+@pytest.mark.timeout(60)
+def test_pipeline_mode_pool_of_one(sluice):
+    s = sluice({"default_pool_size": 1})
+    with s.connect() as c:
+        with c.pipeline():
+            curs = [c.execute("select %s::int", [i]) for i in range(10)]
+        assert [cur.fetchone()[0] for cur in curs] == list(range(10))
+
+
+@pytest.mark.timeout(60)
+def test_named_prepared_statement_fails_cleanly(sluice):
+    s = sluice({"default_pool_size": 1})
+    c = s.connect(autocommit=False, prepare_threshold=5)
+    other = s.connect()
+    with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
+        c.execute("select %s::int", [1], prepare=True)
+    assert "prepared statement" in str(e.value)
+    c.rollback()
+    assert c.execute("select %s::int", [2]).fetchone() == (2,)
+    c.commit()
+    assert other.execute("select 3").fetchone() == (3,)
+    c.close()
+    other.close()
+
+
+@pytest.mark.timeout(60)
+def test_prepared_statements_work_in_session_mode(sluice):
+    s = sluice({"pool_mode": "session"})
+    with s.connect(prepare_threshold=0) as c:
+        for i in range(10):
+            assert c.execute("select %s::int", [i]).fetchone() == (i,)
+
+
+@pytest.mark.timeout(60)
+def test_concurrent_large_results_do_not_block_others(sluice):
+    s = sluice({"default_pool_size": 4})
+    done = []
+
+    def big():
+        with s.connect() as c:
+            done.append(len(c.execute("select repeat('x', 1000) from generate_series(1, 20000)").fetchall()))
+
+    threads = [threading.Thread(target=big) for _ in range(3)]
+    for t in threads:
+        t.start()
+    with s.connect() as c:
+        assert c.execute("select 1").fetchone() == (1,)
+    for t in threads:
+        t.join(30)
+    assert done == [20000] * 3

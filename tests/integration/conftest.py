@@ -12,8 +12,9 @@ process started here is killed by a finalizer, even when the test fails.
 On failure, the tail of each pooler log (and of the PostgreSQL log since
 the test began) is attached to the report.
 
-Test modules import helpers from helpers.py / pgwire.py, never from this
-file (another conftest.py may live in a subdirectory).
+This is the one conftest.py of the integration suite (incidents/ uses it
+too). Test modules import helpers from helpers.py / pgwire.py / faults.py,
+never from this file.
 """
 import collections
 import os

@@ -1,6 +1,8 @@
-"""Helpers shared by the incident tests in this folder: the admin console,
-/metrics and /health read as data, and the one check every incident test
-ends with (what pgsluice says it holds is what PostgreSQL sees)."""
+"""Helpers of the incident tests in this folder only: a pool's SHOW POOLS
+row, /metrics and /health read as data, and the one check every incident
+test ends with (what pgsluice says it holds is what PostgreSQL sees).
+Helpers any test uses (wait_until, metric, admin_show, http_get...) live
+in ../helpers.py."""
 import json
 import threading
 

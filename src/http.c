@@ -341,6 +341,53 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
 	evhttp_send_reply(req, code, reason, b);
 }
 
+static void serve_metrics(struct evhttp_request *req, struct evbuffer *b)
+{
+	write_metrics(b);
+	reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
+}
+
+static void serve_health(struct evhttp_request *req, struct evbuffer *b)
+{
+	struct cfg_gen *g = runtime_gen_acquire();
+	struct json_ctx j = {b, clock_now_usec(), g->cfg->health_max_wait, 0, 0};
+	runtime_gen_release(g);
+	evbuffer_add_printf(b, "{\"pools\":[");
+	pool_for_each(health_of_pool, &j);
+	evbuffer_add_printf(b, "],\"status\":\"%s\",\"unhealthy_pools\":%d}\n",
+	                    j.unhealthy ? "unhealthy" : "ok", j.unhealthy);
+	if (j.unhealthy)
+		reply(req, 503, "Service Unavailable", "application/json", b);
+	else
+		reply(req, 200, "OK", "application/json", b);
+}
+
+static void serve_pools(struct evhttp_request *req, struct evbuffer *b)
+{
+	struct json_ctx j = {b, clock_now_usec(), 0, 0, 0};
+	evbuffer_add(b, "[", 1);
+	pool_for_each(pools_of_pool, &j);
+	evbuffer_add(b, "]\n", 2);
+	reply(req, 200, "OK", "application/json", b);
+}
+
+/* A path is answered by its row; the query string is ignored. A method no
+ * row takes, or one the path's row does not take, is answered 405; any
+ * other path 404 with the list of paths. */
+struct route {
+	const char *path;
+	int methods; /* EVHTTP_REQ_* bits it answers */
+	void (*serve)(struct evhttp_request *req, struct evbuffer *b);
+};
+
+static const struct route routes[] = {
+    {"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, serve_metrics},
+    {"/health", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, serve_health},
+    {"/pools", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, serve_pools},
+};
+
+#define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+
 static void handle(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
@@ -353,33 +400,23 @@ static void handle(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, 500, "out of memory");
 		return;
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
-	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+	int method = (int)evhttp_request_get_command(req), any_method = 0;
+	const struct route *r = NULL;
+	for (size_t i = 0; i < N_ROUTES; i++) {
+		any_method |= routes[i].methods;
+		if (strcmp(path, routes[i].path) == 0)
+			r = &routes[i];
+	}
+	if (((r != NULL ? r->methods : any_method) & method) == 0) {
 		evbuffer_add_printf(b, "only GET\n");
 		reply(req, 405, "Method Not Allowed", "text/plain", b);
-	} else if (strcmp(path, "/metrics") == 0) {
-		write_metrics(b);
-		reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
-	} else if (strcmp(path, "/health") == 0) {
-		struct cfg_gen *g = runtime_gen_acquire();
-		struct json_ctx j = {b, clock_now_usec(), g->cfg->health_max_wait, 0, 0};
-		runtime_gen_release(g);
-		evbuffer_add_printf(b, "{\"pools\":[");
-		pool_for_each(health_of_pool, &j);
-		evbuffer_add_printf(b, "],\"status\":\"%s\",\"unhealthy_pools\":%d}\n",
-		                    j.unhealthy ? "unhealthy" : "ok", j.unhealthy);
-		if (j.unhealthy)
-			reply(req, 503, "Service Unavailable", "application/json", b);
-		else
-			reply(req, 200, "OK", "application/json", b);
-	} else if (strcmp(path, "/pools") == 0) {
-		struct json_ctx j = {b, clock_now_usec(), 0, 0, 0};
-		evbuffer_add(b, "[", 1);
-		pool_for_each(pools_of_pool, &j);
-		evbuffer_add(b, "]\n", 2);
-		reply(req, 200, "OK", "application/json", b);
+	} else if (r != NULL) {
+		r->serve(req, b);
 	} else {
-		evbuffer_add_printf(b, "pgsluice: /metrics, /health, /pools\n");
+		evbuffer_add_printf(b, "pgsluice:");
+		for (size_t i = 0; i < N_ROUTES; i++)
+			evbuffer_add_printf(b, "%s %s", i > 0 ? "," : "", routes[i].path);
+		evbuffer_add(b, "\n", 1);
 		reply(req, 404, "Not Found", "text/plain", b);
 	}
 	evbuffer_free(b);

@@ -45,73 +45,30 @@ static void add_labels(struct evbuffer *b, const struct pool *p)
 
 /* --- /metrics --- */
 
+struct family;
+
+/* The samples one pool gives a computed family, from the pool's figures
+ * of this scrape. */
+typedef void family_samples_fn(struct evbuffer *b, const struct family *fam, const struct pool *p,
+                               const struct pool_figures *f);
+
+/* One metric family. A counter family that reads per-pool counters needs
+ * no code: its row names them in counters[], the first always and each
+ * next one while it has a label (the samples of a family differ by their
+ * labels), each sample the counter's total divided by divisor (0: as is;
+ * 1e6 turns microseconds into seconds). Any other family names the
+ * function that writes its samples. */
 struct family {
 	const char *name;
 	const char *type; /* gauge, counter, histogram */
 	const char *help;
-};
-
-struct metrics_ctx {
-	struct evbuffer *b;
-	int64_t now;
-	int family; /* index into families while walking the pools */
-};
-
-enum fam {
-	F_CLIENTS,
-	F_SERVERS,
-	F_POOL_SIZE,
-	F_MAX_WAIT,
-	F_UNREACHABLE,
-	F_WAIT_HIST,
-	F_HOLD_HIST,
-	F_XACT,
-	F_QUERY,
-	F_RECV,
-	F_SENT,
-	F_XACT_TIME,
-	F_QUERY_TIME,
-	F_ASSIGN,
-	F_TIMEOUTS,
-	F_REFUSED,
-	F_LEAKS,
-	F_DEAD,
-	F_CONNECT_FAIL,
-	F_ROLLBACK,
-	F__COUNT
-};
-
-static const struct family families[F__COUNT] = {
-    [F_CLIENTS] = {"pgsluice_clients", "gauge",
-                   "Client connections of the pool by state (active: linked to a server)."},
-    [F_SERVERS] = {"pgsluice_servers", "gauge", "Server connections of the pool by state."},
-    [F_POOL_SIZE] = {"pgsluice_pool_size", "gauge", "Server connections the pool may open."},
-    [F_MAX_WAIT] = {"pgsluice_max_wait_seconds", "gauge",
-                    "How long the longest-waiting client has waited so far."},
-    [F_UNREACHABLE] = {"pgsluice_server_unreachable", "gauge",
-                       "1 while the pool's latest connects failed and it has no server."},
-    [F_WAIT_HIST] = {"pgsluice_wait_seconds", "histogram",
-                     "How long clients waited for a server connection."},
-    [F_HOLD_HIST] = {"pgsluice_hold_seconds", "histogram",
-                     "How long a server connection stayed linked to one client."},
-    [F_XACT] = {"pgsluice_transactions_total", "counter", "Transactions finished."},
-    [F_QUERY] = {"pgsluice_queries_total", "counter", "Queries answered."},
-    [F_RECV] = {"pgsluice_received_bytes_total", "counter", "Bytes received from clients."},
-    [F_SENT] = {"pgsluice_sent_bytes_total", "counter", "Bytes sent to clients."},
-    [F_XACT_TIME] = {"pgsluice_transaction_seconds_total", "counter", "Time spent in transactions."},
-    [F_QUERY_TIME] = {"pgsluice_query_seconds_total", "counter", "Time servers spent on queries."},
-    [F_ASSIGN] = {"pgsluice_server_assignments_total", "counter",
-                  "Times a server connection was linked to a client."},
-    [F_TIMEOUTS] = {"pgsluice_timeouts_total", "counter", "Timeouts by kind."},
-    [F_REFUSED] = {"pgsluice_refused_clients_total", "counter", "Clients refused, by reason."},
-    [F_LEAKS] = {"pgsluice_leak_warnings_total", "counter",
-                 "Clients reported for holding a server idle past leak_warn_timeout."},
-    [F_DEAD] = {"pgsluice_dead_servers_total", "counter",
-                "Idle server connections found closed or readable and dropped."},
-    [F_CONNECT_FAIL] = {"pgsluice_server_connect_failures_total", "counter",
-                        "Server connects or logins that failed."},
-    [F_ROLLBACK] = {"pgsluice_release_rollbacks_total", "counter",
-                    "ROLLBACKs sent when a server was released in a transaction."},
+	family_samples_fn *samples; /* NULL: the samples are counters[] */
+	struct {
+		enum stat_counter st;
+		const char *label; /* e.g. kind="query_timeout"; NULL: none */
+	} counters[4];
+	double divisor;
+	enum stat_hist hist; /* histogram_samples */
 };
 
 static void sample_line(struct evbuffer *b, const char *name, const struct pool *p, const char *extra,
@@ -124,10 +81,23 @@ static void sample_line(struct evbuffer *b, const char *name, const struct pool 
 	evbuffer_add_printf(b, "} %.15g\n", v);
 }
 
-static void histogram_lines(struct evbuffer *b, const char *name, const struct pool *p, enum stat_hist h)
+static void counter_samples(struct evbuffer *b, const struct family *fam, const struct pool *p)
 {
+	double divisor = fam->divisor > 0 ? fam->divisor : 1;
+	for (size_t i = 0; i < sizeof(fam->counters) / sizeof(fam->counters[0]); i++) {
+		if (i > 0 && fam->counters[i].label == NULL)
+			break;
+		sample_line(b, fam->name, p, fam->counters[i].label,
+		            (double)stats_read(&p->stats, fam->counters[i].st) / divisor);
+	}
+}
+
+static void histogram_samples(struct evbuffer *b, const struct family *fam, const struct pool *p,
+                              const struct pool_figures *f)
+{
+	const char *name = fam->name;
 	uint64_t cum[STATS_HIST_BUCKETS], count, sum;
-	stats_hist_read(&p->stats, h, cum, &count, &sum);
+	stats_hist_read(&p->stats, fam->hist, cum, &count, &sum);
 	for (int i = 0; i < STATS_HIST_BUCKETS; i++) {
 		char le[48];
 		if (i < STATS_HIST_BUCKETS - 1)
@@ -146,100 +116,118 @@ static void histogram_lines(struct evbuffer *b, const char *name, const struct p
 	evbuffer_add_printf(b, "} %llu\n", (unsigned long long)count);
 }
 
-static void family_of_pool(struct pool *p, void *arg)
+static void clients_samples(struct evbuffer *b, const struct family *fam, const struct pool *p,
+                            const struct pool_figures *f)
+{
+	sample_line(b, fam->name, p, "state=\"active\"", f->cl_active);
+	sample_line(b, fam->name, p, "state=\"idle\"", f->cl_idle);
+	sample_line(b, fam->name, p, "state=\"waiting\"", f->cl_waiting);
+}
+
+static void servers_samples(struct evbuffer *b, const struct family *fam, const struct pool *p,
+                            const struct pool_figures *f)
+{
+	sample_line(b, fam->name, p, "state=\"active\"", f->sv_active);
+	sample_line(b, fam->name, p, "state=\"idle\"", f->sv_idle);
+	sample_line(b, fam->name, p, "state=\"used\"", f->sv_used);
+	sample_line(b, fam->name, p, "state=\"connecting\"", f->sv_login);
+	sample_line(b, fam->name, p, "state=\"testing\"", f->sv_tested);
+}
+
+static void pool_size_sample(struct evbuffer *b, const struct family *fam, const struct pool *p,
+                             const struct pool_figures *f)
+{
+	sample_line(b, fam->name, p, NULL, f->pool_size);
+}
+
+static void max_wait_sample(struct evbuffer *b, const struct family *fam, const struct pool *p,
+                            const struct pool_figures *f)
+{
+	sample_line(b, fam->name, p, NULL, (double)f->maxwait_usec / 1e6);
+}
+
+static void unreachable_sample(struct evbuffer *b, const struct family *fam, const struct pool *p,
+                               const struct pool_figures *f)
+{
+	sample_line(b, fam->name, p, NULL, pool_figures_unreachable(f) ? 1 : 0);
+}
+
+/* In the order of the exposition. A new per-pool counter is one row here
+ * (after its ST_ entry in stats.h and its stats_add() call). */
+static const struct family families[] = {
+    {"pgsluice_clients", "gauge", "Client connections of the pool by state (active: linked to a server).",
+     .samples = clients_samples},
+    {"pgsluice_servers", "gauge", "Server connections of the pool by state.", .samples = servers_samples},
+    {"pgsluice_pool_size", "gauge", "Server connections the pool may open.", .samples = pool_size_sample},
+    {"pgsluice_max_wait_seconds", "gauge", "How long the longest-waiting client has waited so far.",
+     .samples = max_wait_sample},
+    {"pgsluice_server_unreachable", "gauge",
+     "1 while the pool's latest connects failed and it has no server.", .samples = unreachable_sample},
+    {"pgsluice_wait_seconds", "histogram", "How long clients waited for a server connection.",
+     .samples = histogram_samples, .hist = SH_WAIT},
+    {"pgsluice_hold_seconds", "histogram", "How long a server connection stayed linked to one client.",
+     .samples = histogram_samples, .hist = SH_HOLD},
+    {"pgsluice_transactions_total", "counter", "Transactions finished.", .counters = {{ST_XACT}}},
+    {"pgsluice_queries_total", "counter", "Queries answered.", .counters = {{ST_QUERY}}},
+    {"pgsluice_received_bytes_total", "counter", "Bytes received from clients.", .counters = {{ST_RECV}}},
+    {"pgsluice_sent_bytes_total", "counter", "Bytes sent to clients.", .counters = {{ST_SENT}}},
+    {"pgsluice_transaction_seconds_total", "counter", "Time spent in transactions.",
+     .counters = {{ST_XACT_USEC}}, .divisor = 1e6},
+    {"pgsluice_query_seconds_total", "counter", "Time servers spent on queries.",
+     .counters = {{ST_QUERY_USEC}}, .divisor = 1e6},
+    {"pgsluice_server_assignments_total", "counter", "Times a server connection was linked to a client.",
+     .counters = {{ST_ASSIGN}}},
+    {"pgsluice_timeouts_total", "counter", "Timeouts by kind.",
+     .counters = {{ST_WAIT_TIMEOUT, "kind=\"query_wait_timeout\""},
+                  {ST_QUERY_TIMEOUT, "kind=\"query_timeout\""},
+                  {ST_IDLE_TXN_TIMEOUT, "kind=\"idle_transaction_timeout\""},
+                  {ST_CLIENT_IDLE_TIMEOUT, "kind=\"client_idle_timeout\""}}},
+    {"pgsluice_refused_clients_total", "counter", "Clients refused, by reason.",
+     .counters = {{ST_REFUSED_QUEUE, "reason=\"max_waiting_clients\""}}},
+    {"pgsluice_leak_warnings_total", "counter",
+     "Clients reported for holding a server idle past leak_warn_timeout.", .counters = {{ST_LEAK_WARNING}}},
+    {"pgsluice_dead_servers_total", "counter",
+     "Idle server connections found closed or readable and dropped.", .counters = {{ST_DEAD_SERVER}}},
+    {"pgsluice_server_connect_failures_total", "counter", "Server connects or logins that failed.",
+     .counters = {{ST_CONNECT_FAIL}}},
+    {"pgsluice_release_rollbacks_total", "counter",
+     "ROLLBACKs sent when a server was released in a transaction.", .counters = {{ST_RELEASE_ROLLBACK}}},
+};
+
+#define N_FAMILIES (sizeof(families) / sizeof(families[0]))
+
+/* The exposition groups the samples by family, so each family's samples go
+ * to their own buffer while the pools are walked once (one pool_figures()
+ * each); the buffers are joined in the families' order afterwards. */
+struct metrics_ctx {
+	int64_t now;
+	struct evbuffer *fam_out[N_FAMILIES];
+};
+
+static void metrics_of_pool(struct pool *p, void *arg)
 {
 	struct metrics_ctx *m = arg;
-	struct evbuffer *b = m->b;
-	const struct pool_stats *st = &p->stats;
-	const char *name = families[m->family].name;
 	struct pool_figures f;
-	switch ((enum fam)m->family) {
-	case F_CLIENTS:
-		pool_figures(p, m->now, &f);
-		sample_line(b, name, p, "state=\"active\"", f.cl_active);
-		sample_line(b, name, p, "state=\"idle\"", f.cl_idle);
-		sample_line(b, name, p, "state=\"waiting\"", f.cl_waiting);
-		break;
-	case F_SERVERS:
-		pool_figures(p, m->now, &f);
-		sample_line(b, name, p, "state=\"active\"", f.sv_active);
-		sample_line(b, name, p, "state=\"idle\"", f.sv_idle);
-		sample_line(b, name, p, "state=\"used\"", f.sv_used);
-		sample_line(b, name, p, "state=\"connecting\"", f.sv_login);
-		sample_line(b, name, p, "state=\"testing\"", f.sv_tested);
-		break;
-	case F_POOL_SIZE:
-		pool_figures(p, m->now, &f);
-		sample_line(b, name, p, NULL, f.pool_size);
-		break;
-	case F_MAX_WAIT:
-		pool_figures(p, m->now, &f);
-		sample_line(b, name, p, NULL, (double)f.maxwait_usec / 1e6);
-		break;
-	case F_UNREACHABLE:
-		pool_figures(p, m->now, &f);
-		sample_line(b, name, p, NULL, pool_figures_unreachable(&f) ? 1 : 0);
-		break;
-	case F_WAIT_HIST:
-		histogram_lines(b, name, p, SH_WAIT);
-		break;
-	case F_HOLD_HIST:
-		histogram_lines(b, name, p, SH_HOLD);
-		break;
-	case F_XACT:
-		sample_line(b, name, p, NULL, (double)stats_read(st, ST_XACT));
-		break;
-	case F_QUERY:
-		sample_line(b, name, p, NULL, (double)stats_read(st, ST_QUERY));
-		break;
-	case F_RECV:
-		sample_line(b, name, p, NULL, (double)stats_read(st, ST_RECV));
-		break;
-	case F_SENT:
-		sample_line(b, name, p, NULL, (double)stats_read(st, ST_SENT));
-		break;
-	case F_XACT_TIME:
-		sample_line(b, name, p, NULL, (double)stats_read(st, ST_XACT_USEC) / 1e6);
-		break;
-	case F_QUERY_TIME:
-		sample_line(b, name, p, NULL, (double)stats_read(st, ST_QUERY_USEC) / 1e6);
-		break;
-	case F_ASSIGN:
-		sample_line(b, name, p, NULL, (double)stats_read(st, ST_ASSIGN));
-		break;
-	case F_TIMEOUTS:
-		sample_line(b, name, p, "kind=\"query_wait_timeout\"",
-		            (double)stats_read(st, ST_WAIT_TIMEOUT));
-		sample_line(b, name, p, "kind=\"query_timeout\"", (double)stats_read(st, ST_QUERY_TIMEOUT));
-		sample_line(b, name, p, "kind=\"idle_transaction_timeout\"",
-		            (double)stats_read(st, ST_IDLE_TXN_TIMEOUT));
-		sample_line(b, name, p, "kind=\"client_idle_timeout\"",
-		            (double)stats_read(st, ST_CLIENT_IDLE_TIMEOUT));
-		break;
-	case F_REFUSED:
-		sample_line(b, name, p, "reason=\"max_waiting_clients\"",
-		            (double)stats_read(st, ST_REFUSED_QUEUE));
-		break;
-	case F_LEAKS:
-		sample_line(b, name, p, NULL, (double)stats_read(st, ST_LEAK_WARNING));
-		break;
-	case F_DEAD:
-		sample_line(b, name, p, NULL, (double)stats_read(st, ST_DEAD_SERVER));
-		break;
-	case F_CONNECT_FAIL:
-		sample_line(b, name, p, NULL, (double)stats_read(st, ST_CONNECT_FAIL));
-		break;
-	case F_ROLLBACK:
-		sample_line(b, name, p, NULL, (double)stats_read(st, ST_RELEASE_ROLLBACK));
-		break;
-	case F__COUNT:
-		break;
+	pool_figures(p, m->now, &f);
+	for (size_t i = 0; i < N_FAMILIES; i++) {
+		if (families[i].samples != NULL)
+			families[i].samples(m->fam_out[i], &families[i], p, &f);
+		else
+			counter_samples(m->fam_out[i], &families[i], p);
 	}
 }
 
-static void write_metrics(struct evbuffer *b)
+/* false when out of memory */
+static bool write_metrics(struct evbuffer *b)
 {
-	struct metrics_ctx m = {b, clock_now_usec(), 0};
+	struct metrics_ctx m = {.now = clock_now_usec()};
+	for (size_t i = 0; i < N_FAMILIES; i++) {
+		if ((m.fam_out[i] = evbuffer_new()) == NULL) {
+			while (i-- > 0)
+				evbuffer_free(m.fam_out[i]);
+			return false;
+		}
+	}
 	evbuffer_add_printf(
 	    b, "# HELP pgsluice_up 1 while pgsluice answers.\n# TYPE pgsluice_up gauge\npgsluice_up 1\n");
 	evbuffer_add_printf(
@@ -258,12 +246,15 @@ static void write_metrics(struct evbuffer *b)
 	    "# TYPE pgsluice_refused_connections_total counter\n"
 	    "pgsluice_refused_connections_total{reason=\"max_client_conn\"} %llu\n",
 	    (unsigned long long)atomic_load(&rt.refused_max_client_conn));
-	for (m.family = 0; m.family < F__COUNT; m.family++) {
-		const struct family *fam = &families[m.family];
+	pool_for_each(metrics_of_pool, &m);
+	for (size_t i = 0; i < N_FAMILIES; i++) {
+		const struct family *fam = &families[i];
 		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam->name, fam->help, fam->name,
 		                    fam->type);
-		pool_for_each(family_of_pool, &m);
+		evbuffer_add_buffer(b, m.fam_out[i]);
+		evbuffer_free(m.fam_out[i]);
 	}
+	return true;
 }
 
 /* --- /health and /pools --- */
@@ -341,6 +332,55 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
 	evhttp_send_reply(req, code, reason, b);
 }
 
+static void serve_metrics(struct evhttp_request *req, struct evbuffer *b)
+{
+	if (write_metrics(b))
+		reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
+	else
+		evhttp_send_error(req, 500, "out of memory");
+}
+
+static void serve_health(struct evhttp_request *req, struct evbuffer *b)
+{
+	struct cfg_gen *g = runtime_gen_acquire();
+	struct json_ctx j = {b, clock_now_usec(), g->cfg->health_max_wait, 0, 0};
+	runtime_gen_release(g);
+	evbuffer_add_printf(b, "{\"pools\":[");
+	pool_for_each(health_of_pool, &j);
+	evbuffer_add_printf(b, "],\"status\":\"%s\",\"unhealthy_pools\":%d}\n",
+	                    j.unhealthy ? "unhealthy" : "ok", j.unhealthy);
+	if (j.unhealthy)
+		reply(req, 503, "Service Unavailable", "application/json", b);
+	else
+		reply(req, 200, "OK", "application/json", b);
+}
+
+static void serve_pools(struct evhttp_request *req, struct evbuffer *b)
+{
+	struct json_ctx j = {b, clock_now_usec(), 0, 0, 0};
+	evbuffer_add(b, "[", 1);
+	pool_for_each(pools_of_pool, &j);
+	evbuffer_add(b, "]\n", 2);
+	reply(req, 200, "OK", "application/json", b);
+}
+
+/* A path is answered by its row; the query string is ignored. A method no
+ * row takes, or one the path's row does not take, is answered 405; any
+ * other path 404 with the list of paths. */
+struct route {
+	const char *path;
+	int methods; /* EVHTTP_REQ_* bits it answers */
+	void (*serve)(struct evhttp_request *req, struct evbuffer *b);
+};
+
+static const struct route routes[] = {
+    {"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, serve_metrics},
+    {"/health", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, serve_health},
+    {"/pools", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, serve_pools},
+};
+
+#define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+
 static void handle(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
@@ -353,33 +393,23 @@ static void handle(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, 500, "out of memory");
 		return;
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
-	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+	int method = (int)evhttp_request_get_command(req), any_method = 0;
+	const struct route *r = NULL;
+	for (size_t i = 0; i < N_ROUTES; i++) {
+		any_method |= routes[i].methods;
+		if (strcmp(path, routes[i].path) == 0)
+			r = &routes[i];
+	}
+	if (((r != NULL ? r->methods : any_method) & method) == 0) {
 		evbuffer_add_printf(b, "only GET\n");
 		reply(req, 405, "Method Not Allowed", "text/plain", b);
-	} else if (strcmp(path, "/metrics") == 0) {
-		write_metrics(b);
-		reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
-	} else if (strcmp(path, "/health") == 0) {
-		struct cfg_gen *g = runtime_gen_acquire();
-		struct json_ctx j = {b, clock_now_usec(), g->cfg->health_max_wait, 0, 0};
-		runtime_gen_release(g);
-		evbuffer_add_printf(b, "{\"pools\":[");
-		pool_for_each(health_of_pool, &j);
-		evbuffer_add_printf(b, "],\"status\":\"%s\",\"unhealthy_pools\":%d}\n",
-		                    j.unhealthy ? "unhealthy" : "ok", j.unhealthy);
-		if (j.unhealthy)
-			reply(req, 503, "Service Unavailable", "application/json", b);
-		else
-			reply(req, 200, "OK", "application/json", b);
-	} else if (strcmp(path, "/pools") == 0) {
-		struct json_ctx j = {b, clock_now_usec(), 0, 0, 0};
-		evbuffer_add(b, "[", 1);
-		pool_for_each(pools_of_pool, &j);
-		evbuffer_add(b, "]\n", 2);
-		reply(req, 200, "OK", "application/json", b);
+	} else if (r != NULL) {
+		r->serve(req, b);
 	} else {
-		evbuffer_add_printf(b, "pgsluice: /metrics, /health, /pools\n");
+		evbuffer_add_printf(b, "pgsluice:");
+		for (size_t i = 0; i < N_ROUTES; i++)
+			evbuffer_add_printf(b, "%s %s", i > 0 ? "," : "", routes[i].path);
+		evbuffer_add(b, "\n", 1);
 		reply(req, 404, "Not Found", "text/plain", b);
 	}
 	evbuffer_free(b);

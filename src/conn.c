@@ -1,5 +1,6 @@
-/* conn.c — socket reads and writes for one connection. A write sends our
- * own bytes first and then the linked peer's framed span in one writev, so
+/* conn.c — reads and writes for one connection, through its transport
+ * (conn_ops; the plain socket one is here). A write sends our own bytes
+ * first and then the linked peer's framed span in one writev, so
  * forwarding copies nothing in the common case. */
 #include "conn.h"
 
@@ -14,9 +15,105 @@
 
 #define CONN_OUT_MAX (64u << 20) /* our own bytes; bounded by what one peer can owe another */
 
+/* --- the plain socket transport --- */
+
+static enum io_result plain_read(struct conn *c, void *dst, size_t len, size_t *got)
+{
+	for (;;) {
+		ssize_t n = recv(c->fd, dst, len, 0);
+		if (n > 0) {
+			*got = (size_t)n;
+			return IO_OK;
+		}
+		if (n == 0)
+			return IO_CLOSED;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return IO_AGAIN;
+		c->err = errno;
+		return errno == ECONNRESET ? IO_CLOSED : IO_ERROR;
+	}
+}
+
+static enum io_result plain_writev(struct conn *c, const struct iovec *iov, int n_iov, size_t *sent)
+{
+	struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n_iov};
+	for (;;) {
+		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		if (w > 0) {
+			*sent = (size_t)w;
+			return IO_OK;
+		}
+		if (w == 0)
+			return IO_AGAIN;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return IO_AGAIN;
+		c->err = errno;
+		return (errno == EPIPE || errno == ECONNRESET) ? IO_CLOSED : IO_ERROR;
+	}
+}
+
+static size_t plain_pending(const struct conn *c)
+{
+	(void)c;
+	return 0; /* the kernel's buffer is all there is, and poll sees it */
+}
+
+static void plain_want_read(struct conn *c, bool on)
+{
+	if (on)
+		event_add(c->ev_read, NULL);
+	else
+		event_del(c->ev_read);
+}
+
+static void plain_want_write(struct conn *c, bool on)
+{
+	if (on)
+		event_add(c->ev_write, NULL);
+	else
+		event_del(c->ev_write);
+}
+
+static void plain_close(struct conn *c)
+{
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+}
+
+const struct conn_ops conn_plain_ops = {
+    .name = "plain",
+    .read = plain_read,
+    .writev = plain_writev,
+    .pending = plain_pending,
+    .want_read = plain_want_read,
+    .want_write = plain_want_write,
+    .close = plain_close,
+};
+
+/* --- connections --- */
+
+/* Bytes held inside the transport make no socket readable: while there are
+ * some and the caller reads, run the read callback again as a readable
+ * socket would (level-triggered, like the rest of the loop). Plain sockets
+ * never hold any; TLS does (a decrypted record not yet returned, or records
+ * read ahead), after a read that filled the buffer or when reading is
+ * turned back on after the caller drained it. */
+static inline void reactivate_if_pending(struct conn *c)
+{
+	if (c->reading && c->ops->pending(c) > 0)
+		event_active(c->ev_read, EV_READ, 0);
+}
+
 void conn_init(struct conn *c, int fd)
 {
 	memset(c, 0, sizeof(*c));
+	c->ops = &conn_plain_ops;
 	c->fd = fd;
 	msgbuf_init(&c->out, CONN_OUT_MAX);
 }
@@ -58,10 +155,9 @@ void conn_want_read(struct conn *c, bool on)
 	if (c->reading == on || c->ev_read == NULL)
 		return;
 	c->reading = on;
+	c->ops->want_read(c, on);
 	if (on)
-		event_add(c->ev_read, NULL);
-	else
-		event_del(c->ev_read);
+		reactivate_if_pending(c);
 }
 
 void conn_want_write(struct conn *c, bool on)
@@ -77,10 +173,7 @@ void conn_want_write(struct conn *c, bool on)
 			return; /* out of memory: the next read or tick tries again */
 	}
 	c->writing = on;
-	if (on)
-		event_add(c->ev_write, NULL);
-	else
-		event_del(c->ev_write);
+	c->ops->want_write(c, on);
 }
 
 enum io_result conn_read(struct conn *c, struct buf_pool *bp)
@@ -92,24 +185,27 @@ enum io_result conn_read(struct conn *c, struct buf_pool *bp)
 	struct buf *b = c->in;
 	if (b->end == b->cap)
 		buf_compact(b);
-	if (b->end == b->cap)
+	if (b->end == b->cap) {
+		reactivate_if_pending(c);
 		return IO_AGAIN;
-	for (;;) {
-		ssize_t n = recv(c->fd, b->data + b->end, b->cap - b->end, 0);
-		if (n > 0) {
-			b->end += (uint32_t)n;
-			c->bytes_in += (uint64_t)n;
-			return IO_OK;
-		}
-		if (n == 0)
-			return IO_CLOSED;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return IO_AGAIN;
-		c->err = errno;
-		return errno == ECONNRESET ? IO_CLOSED : IO_ERROR;
 	}
+	size_t n = 0;
+	enum io_result r = c->ops->read(c, b->data + b->end, b->cap - b->end, &n);
+	if (r == IO_OK) {
+		b->end += (uint32_t)n;
+		c->bytes_in += (uint64_t)n;
+		reactivate_if_pending(c);
+	}
+	return r;
+}
+
+enum io_result conn_read_into(struct conn *c, void *dst, size_t len)
+{
+	size_t n = 0;
+	enum io_result r = c->ops->read(c, dst, len, &n);
+	if (r == IO_OK)
+		c->bytes_in += (uint64_t)n;
+	return r;
 }
 
 enum io_result conn_write(struct conn *c, struct buf *span)
@@ -135,26 +231,30 @@ enum io_result conn_write(struct conn *c, struct buf *span)
 			}
 			return IO_OK;
 		}
-		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
-		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return IO_AGAIN;
-			c->err = errno;
-			return (errno == EPIPE || errno == ECONNRESET) ? IO_CLOSED : IO_ERROR;
-		}
-		size_t done = (size_t)w;
+		size_t w = 0;
+		enum io_result r = c->ops->writev(c, iov, n_iov, &w);
+		if (r != IO_OK)
+			return r;
+		size_t done = w;
 		c->bytes_out += done;
 		size_t from_own = done < own ? done : own;
 		c->out_sent += from_own;
 		done -= from_own;
 		if (done > 0)
 			span->start += (uint32_t)done;
-		if ((size_t)w < own + fwd)
+		if (w < own + fwd)
 			return IO_AGAIN;
 	}
+}
+
+void conn_send_now(struct conn *c, const void *data, size_t len)
+{
+	if (c->fd < 0 || len == 0)
+		return;
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+	size_t w = 0;
+	enum io_result r = c->ops->writev(c, &iov, 1, &w);
+	(void)r;
 }
 
 bool conn_take_span(struct conn *c, struct buf *span)
@@ -184,10 +284,7 @@ void conn_close(struct conn *c, struct buf_pool *bp)
 		event_free(c->ev_write);
 		c->ev_write = NULL;
 	}
-	if (c->fd >= 0) {
-		close(c->fd);
-		c->fd = -1;
-	}
+	c->ops->close(c);
 	buf_give_back(bp, &c->in);
 	msgbuf_free(&c->out);
 	c->out_sent = 0;

@@ -25,16 +25,15 @@
 
 #define DRAIN_TIMEOUT_USEC (5 * PGS_USEC_PER_SEC)
 #define CANCEL_TIMEOUT_SEC 5
+#define CANCEL_REQUEST_LEN 16 /* length, code, backend pid and key */
 
 static atomic_ullong next_server_id = 1;
 
 struct cancel_req {
 	struct list server_node;
 	struct server *server; /* borrowed; NULL once the server is gone */
-	int fd;
-	struct event *ev;
-	uint8_t pkt[16];
-	size_t sent;
+	struct conn conn;      /* its own connection to PostgreSQL; out holds the packet */
+	struct event *ev;      /* conn.fd, one direction at a time, with a timeout */
 	bool connected;
 };
 
@@ -70,8 +69,7 @@ void server_free(struct server *s)
 		struct cancel_req *c = container_of(n, struct cancel_req, server_node);
 		if (c->ev != NULL)
 			event_free(c->ev);
-		if (c->fd >= 0)
-			close(c->fd);
+		conn_close(&c->conn, NULL);
 		free(c);
 	}
 	struct buf_pool *bp = s->worker != NULL ? &s->worker->bufs : NULL;
@@ -98,11 +96,8 @@ void server_free(struct server *s)
 /* Best effort: a Terminate lets PostgreSQL log a clean disconnect. */
 static void send_terminate(struct server *s)
 {
-	if (s->conn.fd < 0)
-		return;
 	static const uint8_t term[5] = {'X', 0, 0, 0, 4};
-	ssize_t w = send(s->conn.fd, term, sizeof(term), MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void)w;
+	conn_send_now(&s->conn, term, sizeof(term));
 }
 
 /* The login failed: tell the pool, and every client it gives up on. */
@@ -938,8 +933,7 @@ static void cancel_done(struct cancel_req *c)
 	struct server *s = c->server;
 	if (c->ev != NULL)
 		event_free(c->ev);
-	if (c->fd >= 0)
-		close(c->fd);
+	conn_close(&c->conn, NULL);
 	if (s != NULL) {
 		list_del(&c->server_node);
 		if (--s->cancels_in_flight == 0) {
@@ -969,15 +963,13 @@ static void cancel_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		c->connected = true;
 	}
-	if (c->sent < sizeof(c->pkt)) {
-		ssize_t w = send(fd, c->pkt + c->sent, sizeof(c->pkt) - c->sent, MSG_NOSIGNAL);
-		if (w < 0 && errno != EAGAIN) {
+	if (!conn_out_empty(&c->conn)) {
+		enum io_result w = conn_write(&c->conn, NULL);
+		if (w == IO_CLOSED || w == IO_ERROR) {
 			cancel_done(c);
 			return;
 		}
-		if (w > 0)
-			c->sent += (size_t)w;
-		if (c->sent == sizeof(c->pkt)) {
+		if (w == IO_OK) {
 			/* PostgreSQL closes the connection once the signal is sent: wait for that. */
 			struct timeval tv = {CANCEL_TIMEOUT_SEC, 0};
 			event_del(c->ev);
@@ -987,8 +979,8 @@ static void cancel_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	char tmp[64];
-	ssize_t r = recv(fd, tmp, sizeof(tmp), 0);
-	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+	enum io_result r = conn_read_into(&c->conn, tmp, sizeof(tmp));
+	if (r == IO_CLOSED || r == IO_ERROR)
 		cancel_done(c);
 }
 
@@ -1000,29 +992,25 @@ void server_send_cancel(struct server *s)
 	struct cancel_req *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return;
-	c->fd = open_socket_to(&s->addr, s->addr_len, err, sizeof(err));
-	if (c->fd < 0) {
+	int fd = open_socket_to(&s->addr, s->addr_len, err, sizeof(err));
+	if (fd < 0) {
 		log_server(s, LOG_WARNING, "cannot send cancel request: %s", err);
 		free(c);
 		return;
 	}
-	struct msgbuf m;
-	msgbuf_init(&m, 64);
-	msg_cancel_request(&m, s->backend_pid, s->backend_key);
-	if (!msg_ok(&m) || m.len != sizeof(c->pkt)) {
-		msgbuf_free(&m);
-		close(c->fd);
+	conn_init(&c->conn, fd);
+	msg_cancel_request(&c->conn.out, s->backend_pid, s->backend_key);
+	if (!msg_ok(&c->conn.out) || c->conn.out.len != CANCEL_REQUEST_LEN) {
+		conn_close(&c->conn, NULL);
 		free(c);
 		return;
 	}
-	memcpy(c->pkt, m.data, sizeof(c->pkt));
-	msgbuf_free(&m);
-	c->ev = event_new(s->worker->base, c->fd, EV_WRITE | EV_PERSIST, cancel_cb, c);
+	c->ev = event_new(s->worker->base, fd, EV_WRITE | EV_PERSIST, cancel_cb, c);
 	struct timeval tv = {CANCEL_TIMEOUT_SEC, 0};
 	if (c->ev == NULL || event_add(c->ev, &tv) < 0) {
 		if (c->ev)
 			event_free(c->ev);
-		close(c->fd);
+		conn_close(&c->conn, NULL);
 		free(c);
 		return;
 	}

@@ -17,6 +17,7 @@
 #include "client.h"
 #include "pool.h"
 #include "proto/frame.h"
+#include "proto/protocol.h"
 #include "runtime.h"
 #include "server.h"
 #include "snapshot.h"
@@ -1053,12 +1054,12 @@ void admin_input(struct client *cl)
 	size_t n;
 	while (!cl->closing && cl->admin_pending == NULL && client_next_request(cl, &f, &body, &n)) {
 		const char *sql;
-		if (f.type != 'Q' || !msg_read_cstring(body, n, &sql)) {
-			if (f.type == 'S') {
+		if (f.type != PqMsg_Query || !msg_read_cstring(body, n, &sql)) {
+			if (f.type == PqMsg_Sync) {
 				msg_ready(&cl->conn.out, 'I');
 				continue;
 			}
-			if (f.type == 'Q') {
+			if (f.type == PqMsg_Query) {
 				client_fatal(cl, "08P01", "pgsluice: malformed query message", NULL);
 				return;
 			}

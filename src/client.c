@@ -16,6 +16,7 @@
 #include "auth/userlist.h"
 #include "pool.h"
 #include "proto/frame.h"
+#include "proto/protocol.h"
 #include "proto/startup.h"
 #include "relay.h"
 #include "runtime.h"
@@ -248,7 +249,7 @@ static void learn_scram_keys(struct client *cl)
 
 static void authenticated(struct client *cl)
 {
-	msg_auth(&cl->conn.out, 0, NULL, 0);
+	msg_auth(&cl->conn.out, AUTH_REQ_OK, NULL, 0);
 	if (cl->is_admin) {
 		forget_login(cl);
 		admin_welcome(cl);
@@ -493,16 +494,16 @@ static void start_auth(struct client *cl)
 		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
 		return;
 	}
-	bool is_scram = strncmp(secret, "SCRAM-SHA-256$", 14) == 0;
+	bool is_scram = scram_is_secret(secret);
 	client_set_state(cl, CL_AUTH);
 	if (cfg->auth_type == AUTH_PLAIN) {
-		cl->login->auth_step = 3;
-		msg_auth(&cl->conn.out, 3, NULL, 0);
+		cl->login->auth_step = AUTH_REQ_PASSWORD;
+		msg_auth(&cl->conn.out, AUTH_REQ_PASSWORD, NULL, 0);
 	} else if (cfg->auth_type == AUTH_MD5 && !is_scram) {
-		cl->login->auth_step = 5;
+		cl->login->auth_step = AUTH_REQ_MD5;
 		uint32_t salt = worker_random(cl->worker);
 		memcpy(cl->login->md5_salt, &salt, 4);
-		msg_auth(&cl->conn.out, 5, cl->login->md5_salt, 4);
+		msg_auth(&cl->conn.out, AUTH_REQ_MD5, cl->login->md5_salt, 4);
 	} else {
 		struct scram_secret sec;
 		bool ok = is_scram ? scram_parse_secret(secret, &sec)
@@ -514,9 +515,9 @@ static void start_auth(struct client *cl)
 			return;
 		}
 		cl->login->scram = scram_server_new(&sec);
-		cl->login->auth_step = 10;
-		static const char mech[] = "SCRAM-SHA-256\0";
-		msg_auth(&cl->conn.out, 10, mech, sizeof(mech));
+		cl->login->auth_step = AUTH_REQ_SASL;
+		static const char mech[] = SCRAM_MECHANISM "\0";
+		msg_auth(&cl->conn.out, AUTH_REQ_SASL, mech, sizeof(mech));
 	}
 	client_flush(cl);
 }
@@ -532,14 +533,14 @@ static void auth_failed(struct client *cl, const char *why)
 static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 {
 	char err[200];
-	if (cl->login->auth_step == 3 || cl->login->auth_step == 5) {
+	if (cl->login->auth_step == AUTH_REQ_PASSWORD || cl->login->auth_step == AUTH_REQ_MD5) {
 		if (n == 0 || body[n - 1] != '\0') {
 			client_fatal(cl, "08P01", "pgsluice: malformed password message", NULL);
 			return;
 		}
 		const char *given = (const char *)body;
 		bool ok;
-		if (cl->login->auth_step == 3) {
+		if (cl->login->auth_step == AUTH_REQ_PASSWORD) {
 			if (md5_is_secret(cl->login->secret)) {
 				char m[MD5_SECRET_LEN + 1];
 				ok = md5_secret(given, cl->user, m) && strcmp(m, cl->login->secret) == 0;
@@ -558,11 +559,11 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 		authenticated(cl);
 		return;
 	}
-	if (cl->login->auth_step == 10) {
+	if (cl->login->auth_step == AUTH_REQ_SASL) {
 		/* SASLInitialResponse: mechanism, int32 length, data. */
 		const char *mech = (const char *)body;
 		size_t ml = strnlen(mech, n);
-		if (ml == n || n < ml + 5 || strcmp(mech, "SCRAM-SHA-256") != 0) {
+		if (ml == n || n < ml + 5 || strcmp(mech, SCRAM_MECHANISM) != 0) {
 			client_fatal(cl, "08P01", "pgsluice: unsupported or malformed SASL mechanism", NULL);
 			return;
 		}
@@ -577,13 +578,13 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 			client_fatal(cl, "08P01", err, NULL);
 			return;
 		}
-		msg_auth(&cl->conn.out, 11, first, strlen(first));
+		msg_auth(&cl->conn.out, AUTH_REQ_SASL_CONT, first, strlen(first));
 		free(first);
-		cl->login->auth_step = 11;
+		cl->login->auth_step = AUTH_REQ_SASL_CONT;
 		client_flush(cl);
 		return;
 	}
-	if (cl->login->auth_step == 11) {
+	if (cl->login->auth_step == AUTH_REQ_SASL_CONT) {
 		bool proof_ok = false;
 		char *fin = NULL;
 		if (!scram_server_final(cl->login->scram, (const char *)body, n, &proof_ok, &fin, err,
@@ -596,7 +597,7 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 			auth_failed(cl, "wrong SCRAM proof");
 			return;
 		}
-		msg_auth(&cl->conn.out, 12, fin, strlen(fin));
+		msg_auth(&cl->conn.out, AUTH_REQ_SASL_FIN, fin, strlen(fin));
 		free(fin);
 		authenticated(cl);
 		return;
@@ -730,7 +731,7 @@ static void read_startup(struct client *cl)
 		case STARTUP_SSL_REQUEST:
 		case STARTUP_GSSENC_REQUEST:
 			/* Neither is offered yet: 'N' and the client goes on in the clear. */
-			msg_byte(&cl->conn.out, 'N');
+			msg_byte(&cl->conn.out, PQ_ENCRYPTION_REFUSED);
 			client_flush(cl);
 			break;
 		case STARTUP_CANCEL_REQUEST: {
@@ -770,11 +771,11 @@ static void read_auth(struct client *cl)
 		enum frame_result r = conn_next_message(&cl->conn, FRAME_FROM_CLIENT, &f, &body, &n);
 		if (r == FRAME_NEED_MORE)
 			return;
-		if (r == FRAME_OK && f.type == 'X') {
+		if (r == FRAME_OK && f.type == PqMsg_Terminate) {
 			client_close(cl, "client left during authentication");
 			return;
 		}
-		if (r != FRAME_OK || f.type != 'p') {
+		if (r != FRAME_OK || f.type != PqMsg_PasswordMessage) {
 			client_fatal(cl, "08P01", "pgsluice: expected a password message", NULL);
 			return;
 		}
@@ -824,7 +825,7 @@ bool client_next_request(struct client *cl, struct frame *f, const uint8_t **bod
 		return false;
 	}
 	cl->last_activity = clock_event_usec();
-	if (f->type == 'X') {
+	if (f->type == PqMsg_Terminate) {
 		client_close(cl, "client sent Terminate");
 		return false;
 	}
@@ -842,7 +843,7 @@ static void aborted_input(struct client *cl)
 	const uint8_t *body;
 	size_t n;
 	while (client_next_request(cl, &f, &body, &n)) {
-		if (f.type == 'Q') {
+		if (f.type == PqMsg_Query) {
 			const char *sql;
 			if (msg_read_cstring(body, n, &sql) && ends_transaction(sql)) {
 				log_client(cl, LOG_INFO,
@@ -855,7 +856,7 @@ static void aborted_input(struct client *cl)
 			}
 			msg_error(&cl->conn.out, false, "ERROR", "25P03", cl->aborted_reason, NULL, hint);
 			msg_ready(&cl->conn.out, 'E');
-		} else if (f.type == 'S') {
+		} else if (f.type == PqMsg_Sync) {
 			cl->aborted_skip_to_sync = false;
 			msg_ready(&cl->conn.out, 'E');
 		} else if (!cl->aborted_skip_to_sync) {
@@ -886,7 +887,7 @@ static void idle_input(struct client *cl)
 		client_fatal(cl, "08P01", "pgsluice: invalid message from client", NULL);
 		return;
 	}
-	if (f.type == 'X') {
+	if (f.type == PqMsg_Terminate) {
 		client_close(cl, "client sent Terminate");
 		return;
 	}
@@ -988,7 +989,7 @@ static void refuse_request(struct client *cl, const char *sqlstate, const char *
 			client_fatal(cl, sqlstate, msg, NULL);
 			return;
 		}
-		if (f.type == 'Q' || f.type == 'S' || f.type == 'F')
+		if (f.type == PqMsg_Query || f.type == PqMsg_Sync || f.type == PqMsg_FunctionCall)
 			units++;
 		pos += (uint32_t)frame_total(&f);
 	}

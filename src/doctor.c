@@ -33,6 +33,7 @@
 #include "auth/scram.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
+#include "proto/protocol.h"
 #include "util/clock.h"
 
 /* Same choice as server.c's resolve(): where PostgreSQL puts its socket
@@ -857,7 +858,7 @@ static void wire_close(struct wire *w)
 	if (w->fd >= 0) {
 		if (w->logged_in) {
 			/* Best effort: a Terminate lets PostgreSQL log a clean disconnect. */
-			static const uint8_t term[5] = {'X', 0, 0, 0, 4};
+			static const uint8_t term[5] = {PqMsg_Terminate, 0, 0, 0, 4};
 			ssize_t n = send(w->fd, term, sizeof(term), MSG_NOSIGNAL | MSG_DONTWAIT);
 			(void)n;
 		}
@@ -903,7 +904,7 @@ static void login_refused(struct doctor_login *l, const char *what, const uint8_
 
 static bool secret_is_scram(const char *pw)
 {
-	return pw != NULL && strncmp(pw, "SCRAM-SHA-256$", 14) == 0;
+	return scram_is_secret(pw);
 }
 
 static const char *password_source(const struct doctor_login *l)
@@ -925,9 +926,9 @@ static bool login_auth(struct wire *w, struct doctor_login *l, struct scram_clie
 		return false;
 	}
 	switch (code) {
-	case 0:
+	case AUTH_REQ_OK:
 		return true;
-	case 3:
+	case AUTH_REQ_PASSWORD:
 		l->auth_method = "password";
 		if (l->password == NULL || md5_is_secret(l->password) || secret_is_scram(l->password)) {
 			login_fail(
@@ -939,7 +940,7 @@ static bool login_auth(struct wire *w, struct doctor_login *l, struct scram_clie
 		}
 		msg_password(&w->out, l->password, strlen(l->password) + 1);
 		return true;
-	case 5: {
+	case AUTH_REQ_MD5: {
 		char resp[MD5_SECRET_LEN + 1];
 		l->auth_method = "md5";
 		if (dlen < 4 || l->password == NULL || secret_is_scram(l->password) ||
@@ -956,14 +957,14 @@ static bool login_auth(struct wire *w, struct doctor_login *l, struct scram_clie
 		msg_password(&w->out, resp, strlen(resp) + 1);
 		return true;
 	}
-	case 10: {
+	case AUTH_REQ_SASL: {
 		bool offered = false;
-		l->auth_method = "SCRAM-SHA-256";
+		l->auth_method = SCRAM_MECHANISM;
 		for (size_t i = 0; i < dlen;) {
 			size_t len = strnlen((const char *)data + i, dlen - i);
 			if (len == 0 || len == dlen - i)
 				break;
-			offered = offered || strcmp((const char *)data + i, "SCRAM-SHA-256") == 0;
+			offered = offered || strcmp((const char *)data + i, SCRAM_MECHANISM) == 0;
 			i += len + 1;
 		}
 		if (!offered) {
@@ -994,11 +995,11 @@ static bool login_auth(struct wire *w, struct doctor_login *l, struct scram_clie
 			login_fail(l, DOCTOR_LOGIN_FAILED, "out of memory starting SCRAM");
 			return false;
 		}
-		msg_sasl_initial(&w->out, "SCRAM-SHA-256", first, strlen(first));
+		msg_sasl_initial(&w->out, SCRAM_MECHANISM, first, strlen(first));
 		free(first);
 		return true;
 	}
-	case 11: {
+	case AUTH_REQ_SASL_CONT: {
 		char *final = NULL;
 		if (*scram == NULL ||
 		    !scram_client_final(*scram, (const char *)data, dlen, &final, err, sizeof(err))) {
@@ -1010,7 +1011,7 @@ static bool login_auth(struct wire *w, struct doctor_login *l, struct scram_clie
 		free(final);
 		return true;
 	}
-	case 12:
+	case AUTH_REQ_SASL_FIN:
 		if (*scram == NULL ||
 		    !scram_client_verify(*scram, (const char *)data, dlen, err, sizeof(err))) {
 			login_fail(l, DOCTOR_LOGIN_FAILED, "SCRAM: %s",
@@ -1019,11 +1020,10 @@ static bool login_auth(struct wire *w, struct doctor_login *l, struct scram_clie
 		}
 		return true;
 	default:
-		login_fail(
-		    l, DOCTOR_LOGIN_FAILED,
-		    "PostgreSQL asks for authentication method %u; pgsluice speaks trust, password, md5 and "
-		    "SCRAM-SHA-256",
-		    code);
+		login_fail(l, DOCTOR_LOGIN_FAILED,
+		           "PostgreSQL asks for authentication method %u; pgsluice speaks trust, password, "
+		           "md5 and " SCRAM_MECHANISM,
+		           code);
 		return false;
 	}
 }
@@ -1045,27 +1045,27 @@ static bool login_exchange(struct wire *w, struct doctor_login *l)
 		if (!wire_next(w, &f, &n))
 			goto lost;
 		switch (f.type) {
-		case 'R':
+		case PqMsg_AuthenticationRequest:
 			if (!login_auth(w, l, &scram, w->body, n))
 				goto done;
 			if (w->out.len > 0 && !wire_send(w))
 				goto lost;
 			break;
-		case 'E':
+		case PqMsg_ErrorResponse:
 			login_refused(l, "PostgreSQL refused the login", w->body, n);
 			goto done;
-		case 'S': {
+		case PqMsg_ParameterStatus: {
 			const char *name, *value;
 			if (msg_read_param_status(w->body, n, &name, &value) &&
 			    strcmp(name, "server_version") == 0)
 				str_lcopy(l->server_version, value, sizeof(l->server_version));
 			break;
 		}
-		case 'K': /* BackendKeyData */
-		case 'N': /* NoticeResponse */
-		case 'v': /* NegotiateProtocolVersion */
+		case PqMsg_BackendKeyData:
+		case PqMsg_NoticeResponse:
+		case PqMsg_NegotiateProtocolVersion:
 			break;
-		case 'Z':
+		case PqMsg_ReadyForQuery:
 			w->logged_in = true;
 			ok = true;
 			goto done;
@@ -1122,7 +1122,7 @@ static bool read_settings(struct wire *w, struct doctor_login *l)
 		if (!wire_next(w, &f, &n))
 			goto lost;
 		switch (f.type) {
-		case 'D':
+		case PqMsg_DataRow:
 			if (!read_setting_row(w->body, n, name, value)) {
 				bad_row = true;
 				snprintf(bad, sizeof(bad), "a malformed row");
@@ -1131,19 +1131,19 @@ static bool read_settings(struct wire *w, struct doctor_login *l)
 				snprintf(bad, sizeof(bad), "%s = '%s', not a whole number", name, value);
 			}
 			break;
-		case 'E':
+		case PqMsg_ErrorResponse:
 			/* Keep reading: ReadyForQuery still follows. */
 			if (!refused)
 				login_refused(l, "PostgreSQL refused the settings query", w->body, n);
 			refused = true;
 			break;
-		case 'T': /* RowDescription */
-		case 'C': /* CommandComplete */
-		case 'N': /* NoticeResponse */
-		case 'S': /* ParameterStatus */
-		case 'A': /* NotificationResponse */
+		case PqMsg_RowDescription:
+		case PqMsg_CommandComplete:
+		case PqMsg_NoticeResponse:
+		case PqMsg_ParameterStatus:
+		case PqMsg_NotificationResponse:
 			break;
-		case 'Z':
+		case PqMsg_ReadyForQuery:
 			if (refused)
 				return false;
 			if (bad_row) {

@@ -18,6 +18,7 @@
 #include "client.h"
 #include "pool.h"
 #include "proto/frame.h"
+#include "proto/protocol.h"
 #include "relay.h"
 #include "runtime.h"
 #include "util/clock.h"
@@ -100,7 +101,7 @@ static void send_terminate(struct server *s)
 {
 	if (s->conn.fd < 0)
 		return;
-	static const uint8_t term[5] = {'X', 0, 0, 0, 4};
+	static const uint8_t term[5] = {PqMsg_Terminate, 0, 0, 0, 4};
 	ssize_t w = send(s->conn.fd, term, sizeof(term), MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)w;
 }
@@ -285,7 +286,7 @@ static bool copy_target(struct server *s, struct pool *p)
 	 * it is a startup value, whichever host this connection reaches. */
 	if (st->read_only)
 		ok = ok && params_set(&s->startup, "default_transaction_read_only", "on");
-	if (p->have_scram_keys && s->password != NULL && strncmp(s->password, "SCRAM-SHA-256$", 14) == 0) {
+	if (p->have_scram_keys && scram_is_secret(s->password)) {
 		struct scram_secret sec;
 		if (scram_parse_secret(s->password, &sec))
 			s->scram = scram_client_new_keys(p->scram_client_key, sec.server_key);
@@ -431,7 +432,7 @@ static void connected(struct server *s)
 
 static bool password_is_hashed(const char *pw)
 {
-	return pw != NULL && (md5_is_secret(pw) || strncmp(pw, "SCRAM-SHA-256$", 14) == 0);
+	return pw != NULL && (md5_is_secret(pw) || scram_is_secret(pw));
 }
 
 /* One whole authentication request from the server. false: s was closed. */
@@ -446,9 +447,9 @@ static bool login_auth(struct server *s, const uint8_t *body, size_t n)
 		return false;
 	}
 	switch (code) {
-	case 0:
+	case AUTH_REQ_OK:
 		return true;
-	case 3:
+	case AUTH_REQ_PASSWORD:
 		if (s->password == NULL || password_is_hashed(s->password)) {
 			server_close(
 			    s, "server asks for a cleartext password and no plaintext password is known");
@@ -456,9 +457,9 @@ static bool login_auth(struct server *s, const uint8_t *body, size_t n)
 		}
 		msg_password(&s->conn.out, s->password, strlen(s->password) + 1);
 		return true;
-	case 5: {
+	case AUTH_REQ_MD5: {
 		char resp[MD5_SECRET_LEN + 1];
-		if (dlen < 4 || s->password == NULL || strncmp(s->password, "SCRAM-SHA-256$", 14) == 0 ||
+		if (dlen < 4 || s->password == NULL || scram_is_secret(s->password) ||
 		    !md5_response(s->password, s->user, data, resp)) {
 			server_close(s, "server asks for md5 and no password or md5 secret is known");
 			return false;
@@ -466,14 +467,14 @@ static bool login_auth(struct server *s, const uint8_t *body, size_t n)
 		msg_password(&s->conn.out, resp, strlen(resp) + 1);
 		return true;
 	}
-	case 10: {
+	case AUTH_REQ_SASL: {
 		bool has = false;
 		for (size_t i = 0; i < dlen;) {
 			const char *mech = (const char *)data + i;
 			size_t l = strnlen(mech, dlen - i);
 			if (l == 0)
 				break;
-			if (strcmp(mech, "SCRAM-SHA-256") == 0)
+			if (strcmp(mech, SCRAM_MECHANISM) == 0)
 				has = true;
 			i += l + 1;
 		}
@@ -496,11 +497,11 @@ static bool login_auth(struct server *s, const uint8_t *body, size_t n)
 			server_close(s, "out of memory");
 			return false;
 		}
-		msg_sasl_initial(&s->conn.out, "SCRAM-SHA-256", first, strlen(first));
+		msg_sasl_initial(&s->conn.out, SCRAM_MECHANISM, first, strlen(first));
 		free(first);
 		return true;
 	}
-	case 11: {
+	case AUTH_REQ_SASL_CONT: {
 		char *fin = NULL;
 		if (s->scram == NULL ||
 		    !scram_client_final(s->scram, (const char *)data, dlen, &fin, err, sizeof(err))) {
@@ -511,7 +512,7 @@ static bool login_auth(struct server *s, const uint8_t *body, size_t n)
 		free(fin);
 		return true;
 	}
-	case 12:
+	case AUTH_REQ_SASL_FIN:
 		if (s->scram == NULL ||
 		    !scram_client_verify(s->scram, (const char *)data, dlen, err, sizeof(err))) {
 			server_close(s, "server's SCRAM signature does not verify");
@@ -552,21 +553,21 @@ static void login_read(struct server *s)
 		}
 		struct buf *b = s->conn.in;
 		switch (f.type) {
-		case 'R':
+		case PqMsg_AuthenticationRequest:
 			if (!login_auth(s, body, n))
 				return;
 			relay_flush_server(s);
 			break;
-		case 'S': {
+		case PqMsg_ParameterStatus: {
 			const char *name, *value;
 			if (msg_read_param_status(body, n, &name, &value))
 				params_set(&s->params, name, value);
 			break;
 		}
-		case 'K':
+		case PqMsg_BackendKeyData:
 			msg_read_backend_key(body, n, &s->backend_pid, &s->backend_key);
 			break;
-		case 'E': {
+		case PqMsg_ErrorResponse: {
 			struct pg_error e;
 			if (!msg_read_error(body, n, &e)) {
 				server_close(s, "malformed error from server during login");
@@ -579,7 +580,7 @@ static void login_read(struct server *s)
 			server_finish_close(s, "server refused login");
 			return;
 		}
-		case 'Z':
+		case PqMsg_ReadyForQuery:
 			if (b->start == b->end)
 				buf_give_back(&s->worker->bufs, &s->conn.in);
 			login_done(s);

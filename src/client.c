@@ -211,7 +211,7 @@ static void welcome_client(struct client *cl, const struct welcome *wel, uint32_
 	msg_bytes(&cl->conn.out, wel->msgs.data, wel->msgs.len);
 	cl->cancel_pid = pid;
 	msg_backend_key(&cl->conn.out, cl->cancel_pid, cl->cancel_key);
-	msg_ready(&cl->conn.out, 'I');
+	msg_ready(&cl->conn.out, PQ_TXN_IDLE);
 	cl->login_done = true;
 	if (ccfg(cl)->log_connections)
 		log_client(cl, LOG_INFO, "login ok (%s)",
@@ -430,7 +430,7 @@ void client_fail_wait(struct client *cl, const char *severity, const char *sqlst
 		b->start = b->scan = b->end = 0;
 	cl->conn.body_left = 0;
 	client_set_state(cl, CL_IDLE);
-	client_error(cl, "ERROR", sqlstate, message, detail, NULL, 'I');
+	client_error(cl, "ERROR", sqlstate, message, detail, NULL, PQ_TXN_IDLE);
 	(void)severity;
 }
 
@@ -849,16 +849,16 @@ static void aborted_input(struct client *cl)
 				log_client(cl, LOG_INFO,
 				           "ended the transaction idle_transaction_timeout rolled back");
 				msg_command_complete(&cl->conn.out, "ROLLBACK");
-				msg_ready(&cl->conn.out, 'I');
+				msg_ready(&cl->conn.out, PQ_TXN_IDLE);
 				free(cl->aborted_reason);
 				cl->aborted_reason = NULL;
 				break;
 			}
 			msg_error(&cl->conn.out, false, "ERROR", "25P03", cl->aborted_reason, NULL, hint);
-			msg_ready(&cl->conn.out, 'E');
+			msg_ready(&cl->conn.out, PQ_TXN_FAILED);
 		} else if (f.type == PqMsg_Sync) {
 			cl->aborted_skip_to_sync = false;
-			msg_ready(&cl->conn.out, 'E');
+			msg_ready(&cl->conn.out, PQ_TXN_FAILED);
 		} else if (!cl->aborted_skip_to_sync) {
 			cl->aborted_skip_to_sync = true;
 			msg_error(&cl->conn.out, false, "ERROR", "25P03", cl->aborted_reason, NULL, hint);
@@ -1002,7 +1002,7 @@ static void refuse_request(struct client *cl, const char *sqlstate, const char *
 	for (int i = 0; i < units; i++)
 		msg_error(&cl->conn.out, false, "ERROR", sqlstate, msg, NULL, NULL);
 	for (int i = 0; i < units; i++)
-		msg_ready(&cl->conn.out, 'I');
+		msg_ready(&cl->conn.out, PQ_TXN_IDLE);
 	client_flush(cl);
 }
 
@@ -1043,13 +1043,13 @@ static bool holds_too_long(struct client *cl, const struct config *cfg, int64_t 
 		           "leak: application_name=%s holds server S-%llu (backend %u) %s for %.1fs "
 		           "(linked %.1fs ago, leak_warn_timeout=%.1fs); last statement: %s",
 		           client_app_name(cl), (unsigned long long)s->id, s->backend_pid,
-		           s->txn_status == 'I'   ? "idle"
-		           : s->txn_status == 'E' ? "idle in a failed transaction"
-		                                  : "idle in transaction",
+		           s->txn_status == PQ_TXN_IDLE     ? "idle"
+		           : s->txn_status == PQ_TXN_FAILED ? "idle in a failed transaction"
+		                                            : "idle in transaction",
 		           (double)(now - s->answered_at) / 1e6, (double)(now - s->linked_at) / 1e6,
 		           (double)cfg->leak_warn_timeout / 1e6, cl->last_sql ? cl->last_sql : "");
 	}
-	if (cfg->idle_transaction_timeout <= 0 || s->txn_status == 'I' || s->pending_rfq > 0 ||
+	if (cfg->idle_transaction_timeout <= 0 || s->txn_status == PQ_TXN_IDLE || s->pending_rfq > 0 ||
 	    s->answered_at == 0 || now - s->answered_at < cfg->idle_transaction_timeout)
 		return false;
 	double idle = (double)(now - s->answered_at) / 1e6;
@@ -1085,7 +1085,7 @@ bool client_holds_idle(const struct client *cl, int64_t now, int64_t limit)
 	const struct server *s = cl->server;
 	if (limit <= 0 || s == NULL || cl->state != CL_ACTIVE || s->pending_rfq > 0 || s->answered_at == 0)
 		return false;
-	if (s->txn_status == 'I' && pool_mode_of(cl->pool) != POOL_MODE_SESSION)
+	if (s->txn_status == PQ_TXN_IDLE && pool_mode_of(cl->pool) != POOL_MODE_SESSION)
 		return false;
 	return now - s->answered_at >= limit;
 }
@@ -1132,7 +1132,7 @@ void client_tick(struct worker *w, int64_t now)
 			if (holds_too_long(cl, cfg, now))
 				break;
 			if (cfg->client_idle_timeout > 0 && cl->server != NULL &&
-			    cl->server->pending_rfq == 0 && cl->server->txn_status == 'I' &&
+			    cl->server->pending_rfq == 0 && cl->server->txn_status == PQ_TXN_IDLE &&
 			    now - cl->last_activity > cfg->client_idle_timeout)
 				client_idle_timed_out(cl);
 			break;

@@ -305,7 +305,7 @@ static bool releasable(struct server *s)
 	struct client *cl = s->client;
 	return cl != NULL && cl->login_done && client_in_transaction_mode(cl) && s->pending_rfq == 0 &&
 	       s->internal_rfq == 0 && !s->ext_unsynced && !s->copy_in && !s->copy_out &&
-	       s->txn_status == 'I' && cl->conn.body_left == 0 &&
+	       s->txn_status == PQ_TXN_IDLE && cl->conn.body_left == 0 &&
 	       (cl->conn.in == NULL || buf_is_empty(cl->conn.in));
 }
 
@@ -328,7 +328,7 @@ static void count_answer(struct server *s)
 	int64_t now = clock_event_usec();
 	s->answered_at = now;
 	stats_add(st, ST_QUERY_USEC, (uint64_t)(now - s->busy_since));
-	if (s->txn_status == 'I' && s->xact_started > 0) {
+	if (s->txn_status == PQ_TXN_IDLE && s->xact_started > 0) {
 		stats_add(st, ST_XACT, 1);
 		stats_add(st, ST_XACT_USEC, (uint64_t)(now - s->xact_started));
 		s->xact_started = 0;

@@ -358,7 +358,7 @@ void server_launch(struct pool *p, struct worker *w)
 	s->epoch = atomic_load(&p->epoch);
 	stats_gauge_move(&p->stats, SG_SERVERS, -1, SV_CONNECTING);
 	s->worker = w;
-	s->txn_status = 'I';
+	s->txn_status = PQ_TXN_IDLE;
 	list_init(&s->worker_node);
 	list_init(&s->pool_node);
 	list_init(&s->cancels);
@@ -533,7 +533,7 @@ static void login_done(struct server *s)
 	s->scram = NULL;
 	pool_learn_params(s->pool, &s->params);
 	pool_connect_succeeded(s->pool);
-	s->txn_status = 'I';
+	s->txn_status = PQ_TXN_IDLE;
 	s->deadline = 0;
 	server_return_to_pool(s);
 }
@@ -714,7 +714,7 @@ void server_return_to_pool(struct server *s)
 	s->pending_rfq = s->internal_rfq = 0;
 	s->ext_unsynced = s->copy_in = s->copy_out = false;
 	s->reset_rollback_sent = s->reset_query_sent = s->failed_internal = false;
-	if (s->txn_status != 'I') {
+	if (s->txn_status != PQ_TXN_IDLE) {
 		server_close(s, "server not idle at release");
 		return;
 	}
@@ -795,7 +795,7 @@ void server_start_check(struct server *s, struct worker *w)
 /* The check's answers are in. */
 static void check_done(struct server *s)
 {
-	if (s->failed_internal || s->txn_status != 'I') {
+	if (s->failed_internal || s->txn_status != PQ_TXN_IDLE) {
 		server_close(s, s->failed_internal ? "server_check_query failed"
 		                                   : "server_check_query left a transaction open");
 		return;
@@ -817,7 +817,7 @@ void server_reset_step(struct server *s)
 		return;
 	}
 	const struct config *cfg = s->worker->gen->cfg;
-	if (s->txn_status != 'I' && !s->reset_rollback_sent) {
+	if (s->txn_status != PQ_TXN_IDLE && !s->reset_rollback_sent) {
 		s->reset_rollback_sent = true;
 		server_send_internal(s, "ROLLBACK");
 		stats_add(&s->pool->stats, ST_RELEASE_ROLLBACK, 1);

@@ -10,8 +10,10 @@
  *          an event loop, so blocking with a deadline is the simple answer;
  *   judge  config + plan with results → findings. Pure: unit tested without
  *          a server.
- * The message builders, framing, md5 and SCRAM are the pooler's own
- * modules; only what they lack for a blocking client lives here. */
+ * The message builders, framing and the login itself (auth/pglogin: the
+ * StartupMessage, the answers to authentication requests, the default
+ * socket directory) are the pooler's own modules; only what they lack for a
+ * blocking client, and the wording of a failure for a person, live here. */
 #include "doctor.h"
 
 #include <errno.h>
@@ -24,22 +26,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "auth/md5.h"
-#include "auth/scram.h"
+#include "auth/pglogin.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
 #include "proto/protocol.h"
 #include "util/clock.h"
 
-/* Same choice as server.c's resolve(): where PostgreSQL puts its socket
- * when an entry names no host. */
-#define DOCTOR_UNIX_DIR "/var/run/postgresql"
-#define DOCTOR_UNIX_DIR_FALLBACK "/tmp"
 /* The fallback entry "*" has no database of its own to log in to. */
 #define DOCTOR_FALLBACK_DBNAME "postgres"
 /* Every message we expect is a few hundred bytes; a peer announcing more is
@@ -108,13 +104,12 @@ static bool list_has_name(const char *list, const char *name)
 static char *host_at(const char *hosts, int index)
 {
 	const char *start = hosts;
-	struct stat st;
 
 	for (int i = 0; start != NULL && i < index; i++)
 		start = strchr(start, ',') + 1;
 	size_t len = start != NULL ? strcspn(start, ",") : 0;
 	if (len == 0)
-		return str_dup(stat(DOCTOR_UNIX_DIR, &st) == 0 ? DOCTOR_UNIX_DIR : DOCTOR_UNIX_DIR_FALLBACK);
+		return str_dup(pglogin_socket_dir()); /* as server.c's resolve() */
 	return strndup(start, len);
 }
 
@@ -902,141 +897,90 @@ static void login_refused(struct doctor_login *l, const char *what, const uint8_
 	           e.detail ? e.detail : "");
 }
 
-static bool secret_is_scram(const char *pw)
-{
-	return scram_is_secret(pw);
-}
-
 static const char *password_source(const struct doctor_login *l)
 {
 	return l->password == NULL ? "no password= in the entry and none in auth_file" : "the auth_file";
 }
 
-/* One Authentication request; queues the answer in w->out. false: l says why. */
-static bool login_auth(struct wire *w, struct doctor_login *l, struct scram_client **scram,
-                       const uint8_t *body, size_t n)
+/* One Authentication request; queues the answer in w->out. false: l says why,
+ * in words for whoever runs the check: which user, and what the auth_file
+ * holds instead of what PostgreSQL asks for. */
+static bool login_auth(struct wire *w, struct doctor_login *l, struct pglogin *st, const uint8_t *body,
+                       size_t n)
 {
-	uint32_t code;
-	const uint8_t *data;
-	size_t dlen;
-	char err[200];
+	char why[200];
+	enum pglogin_step r = pglogin_answer(st, body, n, &w->out, why, sizeof(why));
+	const char *method = pglogin_method_name(st->code);
 
-	if (!msg_read_auth(body, n, &code, &data, &dlen)) {
+	if (method != NULL)
+		l->auth_method = method;
+	if (r != PGLOGIN_FAIL)
+		return true;
+	switch (st->fail) {
+	case PGLOGIN_MALFORMED:
 		login_fail(l, DOCTOR_LOGIN_FAILED, "malformed authentication request from the server");
-		return false;
-	}
-	switch (code) {
-	case AUTH_REQ_OK:
-		return true;
-	case AUTH_REQ_PASSWORD:
-		l->auth_method = "password";
-		if (l->password == NULL || md5_is_secret(l->password) || secret_is_scram(l->password)) {
-			login_fail(
-			    l, DOCTOR_LOGIN_FAILED,
-			    "PostgreSQL asks for a cleartext password and no plaintext password is known for "
-			    "user %s (%s)",
-			    l->user, l->password == NULL ? password_source(l) : "the auth_file holds a hash");
-			return false;
-		}
-		msg_password(&w->out, l->password, strlen(l->password) + 1);
-		return true;
-	case AUTH_REQ_MD5: {
-		char resp[MD5_SECRET_LEN + 1];
-		l->auth_method = "md5";
-		if (dlen < 4 || l->password == NULL || secret_is_scram(l->password) ||
-		    !md5_response(l->password, l->user, data, resp)) {
-			login_fail(l, DOCTOR_LOGIN_FAILED,
-			           "PostgreSQL asks for md5 and neither a password nor an md5 secret is "
-			           "known for user "
-			           "%s (%s)",
-			           l->user,
-			           l->password == NULL ? password_source(l)
-			                               : "the auth_file holds a SCRAM secret");
-			return false;
-		}
-		msg_password(&w->out, resp, strlen(resp) + 1);
-		return true;
-	}
-	case AUTH_REQ_SASL: {
-		bool offered = false;
-		l->auth_method = SCRAM_MECHANISM;
-		for (size_t i = 0; i < dlen;) {
-			size_t len = strnlen((const char *)data + i, dlen - i);
-			if (len == 0 || len == dlen - i)
-				break;
-			offered = offered || strcmp((const char *)data + i, SCRAM_MECHANISM) == 0;
-			i += len + 1;
-		}
-		if (!offered) {
-			login_fail(l, DOCTOR_LOGIN_FAILED,
-			           "PostgreSQL offers no SASL mechanism pgsluice supports");
-			return false;
-		}
-		if (secret_is_scram(l->password)) {
-			login_fail(
-			    l, DOCTOR_LOGIN_CANNOT_CHECK,
-			    "PostgreSQL asks for SCRAM and the auth_file holds a SCRAM secret for user %s: "
-			    "pgsluice logs in with a client's proof, the doctor has no client; a plaintext "
-			    "password in the entry or the auth_file lets it check this login",
-			    l->user);
-			return false;
-		}
-		if (l->password == NULL || md5_is_secret(l->password)) {
-			login_fail(
-			    l, DOCTOR_LOGIN_FAILED,
-			    "PostgreSQL asks for SCRAM and no plaintext password is known for user %s (%s)",
-			    l->user,
-			    l->password == NULL ? password_source(l) : "the auth_file holds an md5 hash");
-			return false;
-		}
-		char *first = NULL;
-		if ((*scram = scram_client_new(l->password)) == NULL ||
-		    (first = scram_client_first(*scram)) == NULL) {
-			login_fail(l, DOCTOR_LOGIN_FAILED, "out of memory starting SCRAM");
-			return false;
-		}
-		msg_sasl_initial(&w->out, SCRAM_MECHANISM, first, strlen(first));
-		free(first);
-		return true;
-	}
-	case AUTH_REQ_SASL_CONT: {
-		char *final = NULL;
-		if (*scram == NULL ||
-		    !scram_client_final(*scram, (const char *)data, dlen, &final, err, sizeof(err))) {
-			login_fail(l, DOCTOR_LOGIN_FAILED, "SCRAM: %s",
-			           *scram == NULL ? "unexpected SASLContinue" : err);
-			return false;
-		}
-		msg_password(&w->out, final, strlen(final));
-		free(final);
-		return true;
-	}
-	case AUTH_REQ_SASL_FIN:
-		if (*scram == NULL ||
-		    !scram_client_verify(*scram, (const char *)data, dlen, err, sizeof(err))) {
-			login_fail(l, DOCTOR_LOGIN_FAILED, "SCRAM: %s",
-			           *scram == NULL ? "unexpected SASLFinal" : err);
-			return false;
-		}
-		return true;
-	default:
+		break;
+	case PGLOGIN_NO_CLEARTEXT:
+		login_fail(l, DOCTOR_LOGIN_FAILED,
+		           "PostgreSQL asks for a cleartext password and no plaintext password is known for "
+		           "user %s (%s)",
+		           l->user, l->password == NULL ? password_source(l) : "the auth_file holds a hash");
+		break;
+	case PGLOGIN_NO_MD5:
+		login_fail(
+		    l, DOCTOR_LOGIN_FAILED,
+		    "PostgreSQL asks for md5 and neither a password nor an md5 secret is known for user "
+		    "%s (%s)",
+		    l->user, l->password == NULL ? password_source(l) : "the auth_file holds a SCRAM secret");
+		break;
+	case PGLOGIN_NO_MECHANISM:
+		login_fail(l, DOCTOR_LOGIN_FAILED, "PostgreSQL offers no SASL mechanism pgsluice supports");
+		break;
+	case PGLOGIN_SCRAM_SECRET_ONLY:
+		login_fail(l, DOCTOR_LOGIN_CANNOT_CHECK,
+		           "PostgreSQL asks for SCRAM and the auth_file holds a SCRAM secret for user %s: "
+		           "pgsluice logs in with a client's proof, the doctor has no client; a plaintext "
+		           "password in the entry or the auth_file lets it check this login",
+		           l->user);
+		break;
+	case PGLOGIN_NO_SCRAM_PASSWORD:
+		login_fail(l, DOCTOR_LOGIN_FAILED,
+		           "PostgreSQL asks for SCRAM and no plaintext password is known for user %s (%s)",
+		           l->user,
+		           l->password == NULL ? password_source(l) : "the auth_file holds an md5 hash");
+		break;
+	case PGLOGIN_NO_MEMORY:
+		login_fail(l, DOCTOR_LOGIN_FAILED, "out of memory starting SCRAM");
+		break;
+	case PGLOGIN_SCRAM_CONTINUE:
+	case PGLOGIN_SCRAM_FINAL:
+		login_fail(l, DOCTOR_LOGIN_FAILED, "SCRAM: %s", st->detail);
+		break;
+	case PGLOGIN_UNSUPPORTED:
 		login_fail(l, DOCTOR_LOGIN_FAILED,
 		           "PostgreSQL asks for authentication method %u; pgsluice speaks trust, password, "
 		           "md5 and " SCRAM_MECHANISM,
-		           code);
-		return false;
+		           st->code);
+		break;
 	}
+	return false;
 }
 
 /* Startup to ReadyForQuery. false: l says why. */
 static bool login_exchange(struct wire *w, struct doctor_login *l)
 {
-	const char *kv[] = {
-	    "user", l->user, "database", l->dbname, "application_name", "pgsluice --check --online", NULL};
-	struct scram_client *scram = NULL;
+	struct params extra = PARAMS_INIT;
+	struct pglogin st;
+	char scram_detail[200] = "";
 	bool ok = false;
 
-	msg_startup(&w->out, kv);
+	pglogin_init(&st, l->user, l->password);
+	st.detail = scram_detail;
+	st.detail_size = sizeof(scram_detail);
+	if (!params_set(&extra, "application_name", "pgsluice --check --online"))
+		w->out.failed = true; /* wire_send reports it */
+	pglogin_startup(&w->out, l->user, l->dbname, &extra);
+	params_clear(&extra);
 	if (!wire_send(w))
 		goto lost;
 	for (;;) {
@@ -1046,7 +990,7 @@ static bool login_exchange(struct wire *w, struct doctor_login *l)
 			goto lost;
 		switch (f.type) {
 		case PqMsg_AuthenticationRequest:
-			if (!login_auth(w, l, &scram, w->body, n))
+			if (!login_auth(w, l, &st, w->body, n))
 				goto done;
 			if (w->out.len > 0 && !wire_send(w))
 				goto lost;
@@ -1078,7 +1022,7 @@ static bool login_exchange(struct wire *w, struct doctor_login *l)
 lost:
 	login_fail(l, DOCTOR_LOGIN_FAILED, "login did not complete: %s", w->err);
 done:
-	scram_client_free(scram);
+	pglogin_clear(&st);
 	return ok;
 }
 

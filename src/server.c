@@ -9,11 +9,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "auth/md5.h"
 #include "auth/scram.h"
 #include "client.h"
 #include "pool.h"
@@ -92,7 +90,7 @@ void server_free(struct server *s)
 	free(s->last_detail);
 	params_clear(&s->startup);
 	params_clear(&s->params);
-	scram_client_free(s->scram);
+	pglogin_clear(&s->login);
 	free(s);
 }
 
@@ -199,9 +197,8 @@ static bool resolve(struct server *s, char *err, size_t errlen)
 	const char *h = s->host;
 	if (h == NULL || h[0] == '\0' || h[0] == '/') {
 		const char *dir = h;
-		struct stat st;
 		if (dir == NULL || dir[0] == '\0')
-			dir = stat("/var/run/postgresql", &st) == 0 ? "/var/run/postgresql" : "/tmp";
+			dir = pglogin_socket_dir();
 		struct sockaddr_un *un = (struct sockaddr_un *)&s->addr;
 		un->sun_family = AF_UNIX;
 		int n = snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", dir, s->port);
@@ -279,6 +276,7 @@ static bool copy_target(struct server *s, struct pool *p)
 	s->dbname = str_dup(st->dbname);
 	s->user = str_dup(st->server_user);
 	s->password = str_dup(st->password);
+	pglogin_init(&s->login, s->user, s->password);
 	bool ok = params_copy(&s->startup, &p->guc);
 	if (st->application_name != NULL)
 		ok = ok && params_set(&s->startup, "application_name", st->application_name);
@@ -289,7 +287,7 @@ static bool copy_target(struct server *s, struct pool *p)
 	if (p->have_scram_keys && scram_is_secret(s->password)) {
 		struct scram_secret sec;
 		if (scram_parse_secret(s->password, &sec))
-			s->scram = scram_client_new_keys(p->scram_client_key, sec.server_key);
+			s->login.scram = scram_client_new_keys(p->scram_client_key, sec.server_key);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return ok && s->dbname != NULL && s->user != NULL;
@@ -390,22 +388,6 @@ void server_launch(struct pool *p, struct worker *w)
 		start_connect(s);
 }
 
-static void send_startup(struct server *s)
-{
-	const char *kv[2 * 64 + 5];
-	int n = 0;
-	kv[n++] = "user";
-	kv[n++] = s->user;
-	kv[n++] = "database";
-	kv[n++] = s->dbname;
-	for (int i = 0; i < s->startup.n && n < 2 * 64 + 2; i++) {
-		kv[n++] = s->startup.items[i].name;
-		kv[n++] = s->startup.items[i].value;
-	}
-	kv[n] = NULL;
-	msg_startup(&s->conn.out, kv);
-}
-
 static void connected(struct server *s)
 {
 	int soerr = 0;
@@ -419,7 +401,7 @@ static void connected(struct server *s)
 		return;
 	}
 	server_set_state(s, SV_LOGIN);
-	send_startup(s);
+	pglogin_startup(&s->conn.out, s->user, s->dbname, &s->startup);
 	if (!msg_ok(&s->conn.out)) {
 		server_close(s, "startup packet too large");
 		return;
@@ -430,107 +412,21 @@ static void connected(struct server *s)
 
 /* --- login --- */
 
-static bool password_is_hashed(const char *pw)
-{
-	return pw != NULL && (md5_is_secret(pw) || scram_is_secret(pw));
-}
-
 /* One whole authentication request from the server. false: s was closed. */
 static bool login_auth(struct server *s, const uint8_t *body, size_t n)
 {
-	uint32_t code;
-	const uint8_t *data;
-	size_t dlen;
-	char err[200];
-	if (!msg_read_auth(body, n, &code, &data, &dlen)) {
-		server_close(s, "malformed authentication request");
+	char why[200];
+	if (pglogin_answer(&s->login, body, n, &s->conn.out, why, sizeof(why)) == PGLOGIN_FAIL) {
+		server_close(s, why);
 		return false;
 	}
-	switch (code) {
-	case AUTH_REQ_OK:
-		return true;
-	case AUTH_REQ_PASSWORD:
-		if (s->password == NULL || password_is_hashed(s->password)) {
-			server_close(
-			    s, "server asks for a cleartext password and no plaintext password is known");
-			return false;
-		}
-		msg_password(&s->conn.out, s->password, strlen(s->password) + 1);
-		return true;
-	case AUTH_REQ_MD5: {
-		char resp[MD5_SECRET_LEN + 1];
-		if (dlen < 4 || s->password == NULL || scram_is_secret(s->password) ||
-		    !md5_response(s->password, s->user, data, resp)) {
-			server_close(s, "server asks for md5 and no password or md5 secret is known");
-			return false;
-		}
-		msg_password(&s->conn.out, resp, strlen(resp) + 1);
-		return true;
-	}
-	case AUTH_REQ_SASL: {
-		bool has = false;
-		for (size_t i = 0; i < dlen;) {
-			const char *mech = (const char *)data + i;
-			size_t l = strnlen(mech, dlen - i);
-			if (l == 0)
-				break;
-			if (strcmp(mech, SCRAM_MECHANISM) == 0)
-				has = true;
-			i += l + 1;
-		}
-		if (!has) {
-			server_close(s, "server offers no SASL mechanism pgsluice supports");
-			return false;
-		}
-		if (s->scram == NULL) {
-			if (s->password == NULL || password_is_hashed(s->password)) {
-				server_close(
-				    s,
-				    "server asks for SCRAM and neither a plaintext password nor a client's "
-				    "SCRAM proof is known");
-				return false;
-			}
-			s->scram = scram_client_new(s->password);
-		}
-		char *first = s->scram ? scram_client_first(s->scram) : NULL;
-		if (first == NULL) {
-			server_close(s, "out of memory");
-			return false;
-		}
-		msg_sasl_initial(&s->conn.out, SCRAM_MECHANISM, first, strlen(first));
-		free(first);
-		return true;
-	}
-	case AUTH_REQ_SASL_CONT: {
-		char *fin = NULL;
-		if (s->scram == NULL ||
-		    !scram_client_final(s->scram, (const char *)data, dlen, &fin, err, sizeof(err))) {
-			server_close(s, "bad SCRAM server-first message");
-			return false;
-		}
-		msg_password(&s->conn.out, fin, strlen(fin));
-		free(fin);
-		return true;
-	}
-	case AUTH_REQ_SASL_FIN:
-		if (s->scram == NULL ||
-		    !scram_client_verify(s->scram, (const char *)data, dlen, err, sizeof(err))) {
-			server_close(s, "server's SCRAM signature does not verify");
-			return false;
-		}
-		return true;
-	default:
-		snprintf(err, sizeof(err), "unsupported authentication request %u", code);
-		server_close(s, err);
-		return false;
-	}
+	return true;
 }
 
 static void login_done(struct server *s)
 {
 	log_server(s, LOG_DEBUG, "logged in, backend pid %u", s->backend_pid);
-	scram_client_free(s->scram);
-	s->scram = NULL;
+	pglogin_clear(&s->login);
 	pool_learn_params(s->pool, &s->params);
 	pool_connect_succeeded(s->pool);
 	s->txn_status = PQ_TXN_IDLE;

@@ -17,6 +17,7 @@
 #include "client.h"
 #include "pool.h"
 #include "proto/frame.h"
+#include "proto/protocol.h"
 #include "runtime.h"
 #include "server.h"
 #include "snapshot.h"
@@ -121,11 +122,11 @@ static void cell_secs(struct row *r, int64_t usec)
 static const char *txn_words(char txn)
 {
 	switch (txn) {
-	case 'I':
+	case PQ_TXN_IDLE:
 		return "idle";
-	case 'T':
+	case PQ_TXN_IN_BLOCK:
 		return "in transaction";
-	case 'E':
+	case PQ_TXN_FAILED:
 		return "failed";
 	default:
 		return "";
@@ -659,7 +660,7 @@ static void snapshot_ready(struct snapshot *snap, void *arg)
 			leak_row(cl, x);
 	}
 	msg_command_complete(&cl->conn.out, "SHOW");
-	msg_ready(&cl->conn.out, 'I');
+	msg_ready(&cl->conn.out, PQ_TXN_IDLE);
 	pending_free(aw);
 	snapshot_free(snap);
 	admin_resume(cl);
@@ -1040,7 +1041,7 @@ void admin_welcome(struct client *cl)
 	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
 		msg_param_status(&cl->conn.out, params[i][0], params[i][1]);
 	msg_backend_key(&cl->conn.out, cl->cancel_pid, cl->cancel_key);
-	msg_ready(&cl->conn.out, 'I');
+	msg_ready(&cl->conn.out, PQ_TXN_IDLE);
 	cl->login_done = true;
 	client_set_state(cl, CL_IDLE);
 	client_flush(cl);
@@ -1053,12 +1054,12 @@ void admin_input(struct client *cl)
 	size_t n;
 	while (!cl->closing && cl->admin_pending == NULL && client_next_request(cl, &f, &body, &n)) {
 		const char *sql;
-		if (f.type != 'Q' || !msg_read_cstring(body, n, &sql)) {
-			if (f.type == 'S') {
-				msg_ready(&cl->conn.out, 'I');
+		if (f.type != PqMsg_Query || !msg_read_cstring(body, n, &sql)) {
+			if (f.type == PqMsg_Sync) {
+				msg_ready(&cl->conn.out, PQ_TXN_IDLE);
 				continue;
 			}
-			if (f.type == 'Q') {
+			if (f.type == PqMsg_Query) {
 				client_fatal(cl, "08P01", "pgsluice: malformed query message", NULL);
 				return;
 			}
@@ -1069,7 +1070,7 @@ void admin_input(struct client *cl)
 		}
 		run_query(cl, sql);
 		if (cl->admin_pending == NULL)
-			msg_ready(&cl->conn.out, 'I');
+			msg_ready(&cl->conn.out, PQ_TXN_IDLE);
 	}
 	if (cl->closing)
 		return;
@@ -1105,6 +1106,6 @@ void admin_tick(struct client *cl)
 	cl->admin_pending = NULL;
 	pending_free(pd);
 	msg_command_complete(&cl->conn.out, "PAUSE");
-	msg_ready(&cl->conn.out, 'I');
+	msg_ready(&cl->conn.out, PQ_TXN_IDLE);
 	admin_resume(cl);
 }

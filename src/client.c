@@ -16,6 +16,7 @@
 #include "auth/userlist.h"
 #include "pool.h"
 #include "proto/frame.h"
+#include "proto/protocol.h"
 #include "proto/startup.h"
 #include "relay.h"
 #include "runtime.h"
@@ -210,7 +211,7 @@ static void welcome_client(struct client *cl, const struct welcome *wel, uint32_
 	msg_bytes(&cl->conn.out, wel->msgs.data, wel->msgs.len);
 	cl->cancel_pid = pid;
 	msg_backend_key(&cl->conn.out, cl->cancel_pid, cl->cancel_key);
-	msg_ready(&cl->conn.out, 'I');
+	msg_ready(&cl->conn.out, PQ_TXN_IDLE);
 	cl->login_done = true;
 	if (ccfg(cl)->log_connections)
 		log_client(cl, LOG_INFO, "login ok (%s)",
@@ -248,7 +249,7 @@ static void learn_scram_keys(struct client *cl)
 
 static void authenticated(struct client *cl)
 {
-	msg_auth(&cl->conn.out, 0, NULL, 0);
+	msg_auth(&cl->conn.out, AUTH_REQ_OK, NULL, 0);
 	if (cl->is_admin) {
 		forget_login(cl);
 		admin_welcome(cl);
@@ -429,7 +430,7 @@ void client_fail_wait(struct client *cl, const char *severity, const char *sqlst
 		b->start = b->scan = b->end = 0;
 	cl->conn.body_left = 0;
 	client_set_state(cl, CL_IDLE);
-	client_error(cl, "ERROR", sqlstate, message, detail, NULL, 'I');
+	client_error(cl, "ERROR", sqlstate, message, detail, NULL, PQ_TXN_IDLE);
 	(void)severity;
 }
 
@@ -493,16 +494,16 @@ static void start_auth(struct client *cl)
 		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
 		return;
 	}
-	bool is_scram = strncmp(secret, "SCRAM-SHA-256$", 14) == 0;
+	bool is_scram = scram_is_secret(secret);
 	client_set_state(cl, CL_AUTH);
 	if (cfg->auth_type == AUTH_PLAIN) {
-		cl->login->auth_step = 3;
-		msg_auth(&cl->conn.out, 3, NULL, 0);
+		cl->login->auth_step = AUTH_REQ_PASSWORD;
+		msg_auth(&cl->conn.out, AUTH_REQ_PASSWORD, NULL, 0);
 	} else if (cfg->auth_type == AUTH_MD5 && !is_scram) {
-		cl->login->auth_step = 5;
+		cl->login->auth_step = AUTH_REQ_MD5;
 		uint32_t salt = worker_random(cl->worker);
 		memcpy(cl->login->md5_salt, &salt, 4);
-		msg_auth(&cl->conn.out, 5, cl->login->md5_salt, 4);
+		msg_auth(&cl->conn.out, AUTH_REQ_MD5, cl->login->md5_salt, 4);
 	} else {
 		struct scram_secret sec;
 		bool ok = is_scram ? scram_parse_secret(secret, &sec)
@@ -514,9 +515,9 @@ static void start_auth(struct client *cl)
 			return;
 		}
 		cl->login->scram = scram_server_new(&sec);
-		cl->login->auth_step = 10;
-		static const char mech[] = "SCRAM-SHA-256\0";
-		msg_auth(&cl->conn.out, 10, mech, sizeof(mech));
+		cl->login->auth_step = AUTH_REQ_SASL;
+		static const char mech[] = SCRAM_MECHANISM "\0";
+		msg_auth(&cl->conn.out, AUTH_REQ_SASL, mech, sizeof(mech));
 	}
 	client_flush(cl);
 }
@@ -532,14 +533,14 @@ static void auth_failed(struct client *cl, const char *why)
 static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 {
 	char err[200];
-	if (cl->login->auth_step == 3 || cl->login->auth_step == 5) {
+	if (cl->login->auth_step == AUTH_REQ_PASSWORD || cl->login->auth_step == AUTH_REQ_MD5) {
 		if (n == 0 || body[n - 1] != '\0') {
 			client_fatal(cl, "08P01", "pgsluice: malformed password message", NULL);
 			return;
 		}
 		const char *given = (const char *)body;
 		bool ok;
-		if (cl->login->auth_step == 3) {
+		if (cl->login->auth_step == AUTH_REQ_PASSWORD) {
 			if (md5_is_secret(cl->login->secret)) {
 				char m[MD5_SECRET_LEN + 1];
 				ok = md5_secret(given, cl->user, m) && strcmp(m, cl->login->secret) == 0;
@@ -558,11 +559,11 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 		authenticated(cl);
 		return;
 	}
-	if (cl->login->auth_step == 10) {
+	if (cl->login->auth_step == AUTH_REQ_SASL) {
 		/* SASLInitialResponse: mechanism, int32 length, data. */
 		const char *mech = (const char *)body;
 		size_t ml = strnlen(mech, n);
-		if (ml == n || n < ml + 5 || strcmp(mech, "SCRAM-SHA-256") != 0) {
+		if (ml == n || n < ml + 5 || strcmp(mech, SCRAM_MECHANISM) != 0) {
 			client_fatal(cl, "08P01", "pgsluice: unsupported or malformed SASL mechanism", NULL);
 			return;
 		}
@@ -577,13 +578,13 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 			client_fatal(cl, "08P01", err, NULL);
 			return;
 		}
-		msg_auth(&cl->conn.out, 11, first, strlen(first));
+		msg_auth(&cl->conn.out, AUTH_REQ_SASL_CONT, first, strlen(first));
 		free(first);
-		cl->login->auth_step = 11;
+		cl->login->auth_step = AUTH_REQ_SASL_CONT;
 		client_flush(cl);
 		return;
 	}
-	if (cl->login->auth_step == 11) {
+	if (cl->login->auth_step == AUTH_REQ_SASL_CONT) {
 		bool proof_ok = false;
 		char *fin = NULL;
 		if (!scram_server_final(cl->login->scram, (const char *)body, n, &proof_ok, &fin, err,
@@ -596,7 +597,7 @@ static void auth_message(struct client *cl, const uint8_t *body, size_t n)
 			auth_failed(cl, "wrong SCRAM proof");
 			return;
 		}
-		msg_auth(&cl->conn.out, 12, fin, strlen(fin));
+		msg_auth(&cl->conn.out, AUTH_REQ_SASL_FIN, fin, strlen(fin));
 		free(fin);
 		authenticated(cl);
 		return;
@@ -730,7 +731,7 @@ static void read_startup(struct client *cl)
 		case STARTUP_SSL_REQUEST:
 		case STARTUP_GSSENC_REQUEST:
 			/* Neither is offered yet: 'N' and the client goes on in the clear. */
-			msg_byte(&cl->conn.out, 'N');
+			msg_byte(&cl->conn.out, PQ_ENCRYPTION_REFUSED);
 			client_flush(cl);
 			break;
 		case STARTUP_CANCEL_REQUEST: {
@@ -770,11 +771,11 @@ static void read_auth(struct client *cl)
 		enum frame_result r = conn_next_message(&cl->conn, FRAME_FROM_CLIENT, &f, &body, &n);
 		if (r == FRAME_NEED_MORE)
 			return;
-		if (r == FRAME_OK && f.type == 'X') {
+		if (r == FRAME_OK && f.type == PqMsg_Terminate) {
 			client_close(cl, "client left during authentication");
 			return;
 		}
-		if (r != FRAME_OK || f.type != 'p') {
+		if (r != FRAME_OK || f.type != PqMsg_PasswordMessage) {
 			client_fatal(cl, "08P01", "pgsluice: expected a password message", NULL);
 			return;
 		}
@@ -824,7 +825,7 @@ bool client_next_request(struct client *cl, struct frame *f, const uint8_t **bod
 		return false;
 	}
 	cl->last_activity = clock_event_usec();
-	if (f->type == 'X') {
+	if (f->type == PqMsg_Terminate) {
 		client_close(cl, "client sent Terminate");
 		return false;
 	}
@@ -842,22 +843,22 @@ static void aborted_input(struct client *cl)
 	const uint8_t *body;
 	size_t n;
 	while (client_next_request(cl, &f, &body, &n)) {
-		if (f.type == 'Q') {
+		if (f.type == PqMsg_Query) {
 			const char *sql;
 			if (msg_read_cstring(body, n, &sql) && ends_transaction(sql)) {
 				log_client(cl, LOG_INFO,
 				           "ended the transaction idle_transaction_timeout rolled back");
 				msg_command_complete(&cl->conn.out, "ROLLBACK");
-				msg_ready(&cl->conn.out, 'I');
+				msg_ready(&cl->conn.out, PQ_TXN_IDLE);
 				free(cl->aborted_reason);
 				cl->aborted_reason = NULL;
 				break;
 			}
 			msg_error(&cl->conn.out, false, "ERROR", "25P03", cl->aborted_reason, NULL, hint);
-			msg_ready(&cl->conn.out, 'E');
-		} else if (f.type == 'S') {
+			msg_ready(&cl->conn.out, PQ_TXN_FAILED);
+		} else if (f.type == PqMsg_Sync) {
 			cl->aborted_skip_to_sync = false;
-			msg_ready(&cl->conn.out, 'E');
+			msg_ready(&cl->conn.out, PQ_TXN_FAILED);
 		} else if (!cl->aborted_skip_to_sync) {
 			cl->aborted_skip_to_sync = true;
 			msg_error(&cl->conn.out, false, "ERROR", "25P03", cl->aborted_reason, NULL, hint);
@@ -886,7 +887,7 @@ static void idle_input(struct client *cl)
 		client_fatal(cl, "08P01", "pgsluice: invalid message from client", NULL);
 		return;
 	}
-	if (f.type == 'X') {
+	if (f.type == PqMsg_Terminate) {
 		client_close(cl, "client sent Terminate");
 		return;
 	}
@@ -988,7 +989,7 @@ static void refuse_request(struct client *cl, const char *sqlstate, const char *
 			client_fatal(cl, sqlstate, msg, NULL);
 			return;
 		}
-		if (f.type == 'Q' || f.type == 'S' || f.type == 'F')
+		if (f.type == PqMsg_Query || f.type == PqMsg_Sync || f.type == PqMsg_FunctionCall)
 			units++;
 		pos += (uint32_t)frame_total(&f);
 	}
@@ -1001,7 +1002,7 @@ static void refuse_request(struct client *cl, const char *sqlstate, const char *
 	for (int i = 0; i < units; i++)
 		msg_error(&cl->conn.out, false, "ERROR", sqlstate, msg, NULL, NULL);
 	for (int i = 0; i < units; i++)
-		msg_ready(&cl->conn.out, 'I');
+		msg_ready(&cl->conn.out, PQ_TXN_IDLE);
 	client_flush(cl);
 }
 
@@ -1042,13 +1043,13 @@ static bool holds_too_long(struct client *cl, const struct config *cfg, int64_t 
 		           "leak: application_name=%s holds server S-%llu (backend %u) %s for %.1fs "
 		           "(linked %.1fs ago, leak_warn_timeout=%.1fs); last statement: %s",
 		           client_app_name(cl), (unsigned long long)s->id, s->backend_pid,
-		           s->txn_status == 'I'   ? "idle"
-		           : s->txn_status == 'E' ? "idle in a failed transaction"
-		                                  : "idle in transaction",
+		           s->txn_status == PQ_TXN_IDLE     ? "idle"
+		           : s->txn_status == PQ_TXN_FAILED ? "idle in a failed transaction"
+		                                            : "idle in transaction",
 		           (double)(now - s->answered_at) / 1e6, (double)(now - s->linked_at) / 1e6,
 		           (double)cfg->leak_warn_timeout / 1e6, cl->last_sql ? cl->last_sql : "");
 	}
-	if (cfg->idle_transaction_timeout <= 0 || s->txn_status == 'I' || s->pending_rfq > 0 ||
+	if (cfg->idle_transaction_timeout <= 0 || s->txn_status == PQ_TXN_IDLE || s->pending_rfq > 0 ||
 	    s->answered_at == 0 || now - s->answered_at < cfg->idle_transaction_timeout)
 		return false;
 	double idle = (double)(now - s->answered_at) / 1e6;
@@ -1084,7 +1085,7 @@ bool client_holds_idle(const struct client *cl, int64_t now, int64_t limit)
 	const struct server *s = cl->server;
 	if (limit <= 0 || s == NULL || cl->state != CL_ACTIVE || s->pending_rfq > 0 || s->answered_at == 0)
 		return false;
-	if (s->txn_status == 'I' && pool_mode_of(cl->pool) != POOL_MODE_SESSION)
+	if (s->txn_status == PQ_TXN_IDLE && pool_mode_of(cl->pool) != POOL_MODE_SESSION)
 		return false;
 	return now - s->answered_at >= limit;
 }
@@ -1131,7 +1132,7 @@ void client_tick(struct worker *w, int64_t now)
 			if (holds_too_long(cl, cfg, now))
 				break;
 			if (cfg->client_idle_timeout > 0 && cl->server != NULL &&
-			    cl->server->pending_rfq == 0 && cl->server->txn_status == 'I' &&
+			    cl->server->pending_rfq == 0 && cl->server->txn_status == PQ_TXN_IDLE &&
 			    now - cl->last_activity > cfg->client_idle_timeout)
 				client_idle_timed_out(cl);
 			break;

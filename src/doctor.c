@@ -10,8 +10,10 @@
  *          an event loop, so blocking with a deadline is the simple answer;
  *   judge  config + plan with results → findings. Pure: unit tested without
  *          a server.
- * The message builders, framing, md5 and SCRAM are the pooler's own
- * modules; only what they lack for a blocking client lives here. */
+ * The message builders, framing and the login itself (auth/pglogin: the
+ * StartupMessage, the answers to authentication requests, the default
+ * socket directory) are the pooler's own modules; only what they lack for a
+ * blocking client, and the wording of a failure for a person, live here. */
 #include "doctor.h"
 
 #include <errno.h>
@@ -24,21 +26,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "auth/md5.h"
-#include "auth/scram.h"
+#include "auth/pglogin.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
+#include "proto/protocol.h"
 #include "util/clock.h"
 
-/* Same choice as server.c's resolve(): where PostgreSQL puts its socket
- * when an entry names no host. */
-#define DOCTOR_UNIX_DIR "/var/run/postgresql"
-#define DOCTOR_UNIX_DIR_FALLBACK "/tmp"
 /* The fallback entry "*" has no database of its own to log in to. */
 #define DOCTOR_FALLBACK_DBNAME "postgres"
 /* Every message we expect is a few hundred bytes; a peer announcing more is
@@ -107,13 +104,12 @@ static bool list_has_name(const char *list, const char *name)
 static char *host_at(const char *hosts, int index)
 {
 	const char *start = hosts;
-	struct stat st;
 
 	for (int i = 0; start != NULL && i < index; i++)
 		start = strchr(start, ',') + 1;
 	size_t len = start != NULL ? strcspn(start, ",") : 0;
 	if (len == 0)
-		return str_dup(stat(DOCTOR_UNIX_DIR, &st) == 0 ? DOCTOR_UNIX_DIR : DOCTOR_UNIX_DIR_FALLBACK);
+		return str_dup(pglogin_socket_dir()); /* as server.c's resolve() */
 	return strndup(start, len);
 }
 
@@ -857,7 +853,7 @@ static void wire_close(struct wire *w)
 	if (w->fd >= 0) {
 		if (w->logged_in) {
 			/* Best effort: a Terminate lets PostgreSQL log a clean disconnect. */
-			static const uint8_t term[5] = {'X', 0, 0, 0, 4};
+			static const uint8_t term[5] = {PqMsg_Terminate, 0, 0, 0, 4};
 			ssize_t n = send(w->fd, term, sizeof(term), MSG_NOSIGNAL | MSG_DONTWAIT);
 			(void)n;
 		}
@@ -901,142 +897,90 @@ static void login_refused(struct doctor_login *l, const char *what, const uint8_
 	           e.detail ? e.detail : "");
 }
 
-static bool secret_is_scram(const char *pw)
-{
-	return pw != NULL && strncmp(pw, "SCRAM-SHA-256$", 14) == 0;
-}
-
 static const char *password_source(const struct doctor_login *l)
 {
 	return l->password == NULL ? "no password= in the entry and none in auth_file" : "the auth_file";
 }
 
-/* One Authentication request; queues the answer in w->out. false: l says why. */
-static bool login_auth(struct wire *w, struct doctor_login *l, struct scram_client **scram,
-                       const uint8_t *body, size_t n)
+/* One Authentication request; queues the answer in w->out. false: l says why,
+ * in words for whoever runs the check: which user, and what the auth_file
+ * holds instead of what PostgreSQL asks for. */
+static bool login_auth(struct wire *w, struct doctor_login *l, struct pglogin *st, const uint8_t *body,
+                       size_t n)
 {
-	uint32_t code;
-	const uint8_t *data;
-	size_t dlen;
-	char err[200];
+	char why[200];
+	enum pglogin_step r = pglogin_answer(st, body, n, &w->out, why, sizeof(why));
+	const char *method = pglogin_method_name(st->code);
 
-	if (!msg_read_auth(body, n, &code, &data, &dlen)) {
+	if (method != NULL)
+		l->auth_method = method;
+	if (r != PGLOGIN_FAIL)
+		return true;
+	switch (st->fail) {
+	case PGLOGIN_MALFORMED:
 		login_fail(l, DOCTOR_LOGIN_FAILED, "malformed authentication request from the server");
-		return false;
-	}
-	switch (code) {
-	case 0:
-		return true;
-	case 3:
-		l->auth_method = "password";
-		if (l->password == NULL || md5_is_secret(l->password) || secret_is_scram(l->password)) {
-			login_fail(
-			    l, DOCTOR_LOGIN_FAILED,
-			    "PostgreSQL asks for a cleartext password and no plaintext password is known for "
-			    "user %s (%s)",
-			    l->user, l->password == NULL ? password_source(l) : "the auth_file holds a hash");
-			return false;
-		}
-		msg_password(&w->out, l->password, strlen(l->password) + 1);
-		return true;
-	case 5: {
-		char resp[MD5_SECRET_LEN + 1];
-		l->auth_method = "md5";
-		if (dlen < 4 || l->password == NULL || secret_is_scram(l->password) ||
-		    !md5_response(l->password, l->user, data, resp)) {
-			login_fail(l, DOCTOR_LOGIN_FAILED,
-			           "PostgreSQL asks for md5 and neither a password nor an md5 secret is "
-			           "known for user "
-			           "%s (%s)",
-			           l->user,
-			           l->password == NULL ? password_source(l)
-			                               : "the auth_file holds a SCRAM secret");
-			return false;
-		}
-		msg_password(&w->out, resp, strlen(resp) + 1);
-		return true;
-	}
-	case 10: {
-		bool offered = false;
-		l->auth_method = "SCRAM-SHA-256";
-		for (size_t i = 0; i < dlen;) {
-			size_t len = strnlen((const char *)data + i, dlen - i);
-			if (len == 0 || len == dlen - i)
-				break;
-			offered = offered || strcmp((const char *)data + i, "SCRAM-SHA-256") == 0;
-			i += len + 1;
-		}
-		if (!offered) {
-			login_fail(l, DOCTOR_LOGIN_FAILED,
-			           "PostgreSQL offers no SASL mechanism pgsluice supports");
-			return false;
-		}
-		if (secret_is_scram(l->password)) {
-			login_fail(
-			    l, DOCTOR_LOGIN_CANNOT_CHECK,
-			    "PostgreSQL asks for SCRAM and the auth_file holds a SCRAM secret for user %s: "
-			    "pgsluice logs in with a client's proof, the doctor has no client; a plaintext "
-			    "password in the entry or the auth_file lets it check this login",
-			    l->user);
-			return false;
-		}
-		if (l->password == NULL || md5_is_secret(l->password)) {
-			login_fail(
-			    l, DOCTOR_LOGIN_FAILED,
-			    "PostgreSQL asks for SCRAM and no plaintext password is known for user %s (%s)",
-			    l->user,
-			    l->password == NULL ? password_source(l) : "the auth_file holds an md5 hash");
-			return false;
-		}
-		char *first = NULL;
-		if ((*scram = scram_client_new(l->password)) == NULL ||
-		    (first = scram_client_first(*scram)) == NULL) {
-			login_fail(l, DOCTOR_LOGIN_FAILED, "out of memory starting SCRAM");
-			return false;
-		}
-		msg_sasl_initial(&w->out, "SCRAM-SHA-256", first, strlen(first));
-		free(first);
-		return true;
-	}
-	case 11: {
-		char *final = NULL;
-		if (*scram == NULL ||
-		    !scram_client_final(*scram, (const char *)data, dlen, &final, err, sizeof(err))) {
-			login_fail(l, DOCTOR_LOGIN_FAILED, "SCRAM: %s",
-			           *scram == NULL ? "unexpected SASLContinue" : err);
-			return false;
-		}
-		msg_password(&w->out, final, strlen(final));
-		free(final);
-		return true;
-	}
-	case 12:
-		if (*scram == NULL ||
-		    !scram_client_verify(*scram, (const char *)data, dlen, err, sizeof(err))) {
-			login_fail(l, DOCTOR_LOGIN_FAILED, "SCRAM: %s",
-			           *scram == NULL ? "unexpected SASLFinal" : err);
-			return false;
-		}
-		return true;
-	default:
+		break;
+	case PGLOGIN_NO_CLEARTEXT:
+		login_fail(l, DOCTOR_LOGIN_FAILED,
+		           "PostgreSQL asks for a cleartext password and no plaintext password is known for "
+		           "user %s (%s)",
+		           l->user, l->password == NULL ? password_source(l) : "the auth_file holds a hash");
+		break;
+	case PGLOGIN_NO_MD5:
 		login_fail(
 		    l, DOCTOR_LOGIN_FAILED,
-		    "PostgreSQL asks for authentication method %u; pgsluice speaks trust, password, md5 and "
-		    "SCRAM-SHA-256",
-		    code);
-		return false;
+		    "PostgreSQL asks for md5 and neither a password nor an md5 secret is known for user "
+		    "%s (%s)",
+		    l->user, l->password == NULL ? password_source(l) : "the auth_file holds a SCRAM secret");
+		break;
+	case PGLOGIN_NO_MECHANISM:
+		login_fail(l, DOCTOR_LOGIN_FAILED, "PostgreSQL offers no SASL mechanism pgsluice supports");
+		break;
+	case PGLOGIN_SCRAM_SECRET_ONLY:
+		login_fail(l, DOCTOR_LOGIN_CANNOT_CHECK,
+		           "PostgreSQL asks for SCRAM and the auth_file holds a SCRAM secret for user %s: "
+		           "pgsluice logs in with a client's proof, the doctor has no client; a plaintext "
+		           "password in the entry or the auth_file lets it check this login",
+		           l->user);
+		break;
+	case PGLOGIN_NO_SCRAM_PASSWORD:
+		login_fail(l, DOCTOR_LOGIN_FAILED,
+		           "PostgreSQL asks for SCRAM and no plaintext password is known for user %s (%s)",
+		           l->user,
+		           l->password == NULL ? password_source(l) : "the auth_file holds an md5 hash");
+		break;
+	case PGLOGIN_NO_MEMORY:
+		login_fail(l, DOCTOR_LOGIN_FAILED, "out of memory starting SCRAM");
+		break;
+	case PGLOGIN_SCRAM_CONTINUE:
+	case PGLOGIN_SCRAM_FINAL:
+		login_fail(l, DOCTOR_LOGIN_FAILED, "SCRAM: %s", st->detail);
+		break;
+	case PGLOGIN_UNSUPPORTED:
+		login_fail(l, DOCTOR_LOGIN_FAILED,
+		           "PostgreSQL asks for authentication method %u; pgsluice speaks trust, password, "
+		           "md5 and " SCRAM_MECHANISM,
+		           st->code);
+		break;
 	}
+	return false;
 }
 
 /* Startup to ReadyForQuery. false: l says why. */
 static bool login_exchange(struct wire *w, struct doctor_login *l)
 {
-	const char *kv[] = {
-	    "user", l->user, "database", l->dbname, "application_name", "pgsluice --check --online", NULL};
-	struct scram_client *scram = NULL;
+	struct params extra = PARAMS_INIT;
+	struct pglogin st;
+	char scram_detail[200] = "";
 	bool ok = false;
 
-	msg_startup(&w->out, kv);
+	pglogin_init(&st, l->user, l->password);
+	st.detail = scram_detail;
+	st.detail_size = sizeof(scram_detail);
+	if (!params_set(&extra, "application_name", "pgsluice --check --online"))
+		w->out.failed = true; /* wire_send reports it */
+	pglogin_startup(&w->out, l->user, l->dbname, &extra);
+	params_clear(&extra);
 	if (!wire_send(w))
 		goto lost;
 	for (;;) {
@@ -1045,27 +989,27 @@ static bool login_exchange(struct wire *w, struct doctor_login *l)
 		if (!wire_next(w, &f, &n))
 			goto lost;
 		switch (f.type) {
-		case 'R':
-			if (!login_auth(w, l, &scram, w->body, n))
+		case PqMsg_AuthenticationRequest:
+			if (!login_auth(w, l, &st, w->body, n))
 				goto done;
 			if (w->out.len > 0 && !wire_send(w))
 				goto lost;
 			break;
-		case 'E':
+		case PqMsg_ErrorResponse:
 			login_refused(l, "PostgreSQL refused the login", w->body, n);
 			goto done;
-		case 'S': {
+		case PqMsg_ParameterStatus: {
 			const char *name, *value;
 			if (msg_read_param_status(w->body, n, &name, &value) &&
 			    strcmp(name, "server_version") == 0)
 				str_lcopy(l->server_version, value, sizeof(l->server_version));
 			break;
 		}
-		case 'K': /* BackendKeyData */
-		case 'N': /* NoticeResponse */
-		case 'v': /* NegotiateProtocolVersion */
+		case PqMsg_BackendKeyData:
+		case PqMsg_NoticeResponse:
+		case PqMsg_NegotiateProtocolVersion:
 			break;
-		case 'Z':
+		case PqMsg_ReadyForQuery:
 			w->logged_in = true;
 			ok = true;
 			goto done;
@@ -1078,7 +1022,7 @@ static bool login_exchange(struct wire *w, struct doctor_login *l)
 lost:
 	login_fail(l, DOCTOR_LOGIN_FAILED, "login did not complete: %s", w->err);
 done:
-	scram_client_free(scram);
+	pglogin_clear(&st);
 	return ok;
 }
 
@@ -1122,7 +1066,7 @@ static bool read_settings(struct wire *w, struct doctor_login *l)
 		if (!wire_next(w, &f, &n))
 			goto lost;
 		switch (f.type) {
-		case 'D':
+		case PqMsg_DataRow:
 			if (!read_setting_row(w->body, n, name, value)) {
 				bad_row = true;
 				snprintf(bad, sizeof(bad), "a malformed row");
@@ -1131,19 +1075,19 @@ static bool read_settings(struct wire *w, struct doctor_login *l)
 				snprintf(bad, sizeof(bad), "%s = '%s', not a whole number", name, value);
 			}
 			break;
-		case 'E':
+		case PqMsg_ErrorResponse:
 			/* Keep reading: ReadyForQuery still follows. */
 			if (!refused)
 				login_refused(l, "PostgreSQL refused the settings query", w->body, n);
 			refused = true;
 			break;
-		case 'T': /* RowDescription */
-		case 'C': /* CommandComplete */
-		case 'N': /* NoticeResponse */
-		case 'S': /* ParameterStatus */
-		case 'A': /* NotificationResponse */
+		case PqMsg_RowDescription:
+		case PqMsg_CommandComplete:
+		case PqMsg_NoticeResponse:
+		case PqMsg_ParameterStatus:
+		case PqMsg_NotificationResponse:
 			break;
-		case 'Z':
+		case PqMsg_ReadyForQuery:
 			if (refused)
 				return false;
 			if (bad_row) {

@@ -11,6 +11,7 @@
 #include "client.h"
 #include "pool.h"
 #include "proto/frame.h"
+#include "proto/protocol.h"
 #include "server.h"
 #include "util/clock.h"
 #include "util/shared.h"
@@ -168,13 +169,16 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 		uint32_t have = b->end - b->scan;
 		/* Parse: the statement name and the start of the text; Query: the
 		 * start of the text. Everything else streams from its header. */
-		uint32_t head = f.type == 'P' ? 5 + 64 + LAST_SQL_MAX : f.type == 'Q' ? 5 + LAST_SQL_MAX : 5;
+		uint32_t head = f.type == PqMsg_Parse   ? 5 + 64 + LAST_SQL_MAX
+		                : f.type == PqMsg_Query ? 5 + LAST_SQL_MAX
+		                                        : 5;
 		uint32_t need = total < head ? total : head;
 		if (have < need)
 			break;
 		const uint8_t *body = b->data + b->scan + 5;
 		size_t body_have = (have < total ? have : total) - 5;
-		if ((f.type == 'Q' || f.type == 'F' || f.type == 'S') && s->pending_rfq == 0) {
+		if ((f.type == PqMsg_Query || f.type == PqMsg_FunctionCall || f.type == PqMsg_Sync) &&
+		    s->pending_rfq == 0) {
 			s->busy_since = clock_event_usec();
 			s->timeout_cancel_sent = false;
 			if (s->xact_started == 0)
@@ -182,23 +186,23 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 			cl->leak_reported = false;
 		}
 		switch (f.type) {
-		case 'Q':
+		case PqMsg_Query:
 			remember_sql(cl, body, body_have);
 			s->pending_rfq++;
 			break;
-		case 'F':
+		case PqMsg_FunctionCall:
 			s->pending_rfq++;
 			break;
-		case 'S':
+		case PqMsg_Sync:
 			s->pending_rfq++;
 			s->ext_unsynced = false;
 			break;
-		case 'X':
+		case PqMsg_Terminate:
 			/* Terminate: the client leaves; what it sent before still goes. */
 			b->end = b->scan; /* the Terminate itself is not forwarded */
 			client_close(cl, "client sent Terminate");
 			return STEP_GONE;
-		case 'P': {
+		case PqMsg_Parse: {
 			s->ext_unsynced = true;
 			size_t name_len = strnlen((const char *)body, body_have);
 			if (name_len < body_have)
@@ -214,7 +218,7 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 				}
 				drop_message(c, total);
 				struct msgbuf *o = &s->conn.out;
-				msg_begin(o, 'P');
+				msg_begin(o, PqMsg_Parse);
 				msg_str(o, "");
 				msg_str(o, NAMED_STMT_MARKER);
 				msg_int16(o, 0);
@@ -223,11 +227,11 @@ static enum frame_step frame_client(struct client *cl, struct server *s)
 			}
 			break;
 		}
-		case 'B':
-		case 'E':
-		case 'D':
-		case 'C':
-		case 'H':
+		case PqMsg_Bind:
+		case PqMsg_Execute:
+		case PqMsg_Describe:
+		case PqMsg_Close:
+		case PqMsg_Flush:
 			s->ext_unsynced = true;
 			break;
 		default:
@@ -301,7 +305,7 @@ static bool releasable(struct server *s)
 	struct client *cl = s->client;
 	return cl != NULL && cl->login_done && client_in_transaction_mode(cl) && s->pending_rfq == 0 &&
 	       s->internal_rfq == 0 && !s->ext_unsynced && !s->copy_in && !s->copy_out &&
-	       s->txn_status == 'I' && cl->conn.body_left == 0 &&
+	       s->txn_status == PQ_TXN_IDLE && cl->conn.body_left == 0 &&
 	       (cl->conn.in == NULL || buf_is_empty(cl->conn.in));
 }
 
@@ -324,7 +328,7 @@ static void count_answer(struct server *s)
 	int64_t now = clock_event_usec();
 	s->answered_at = now;
 	stats_add(st, ST_QUERY_USEC, (uint64_t)(now - s->busy_since));
-	if (s->txn_status == 'I' && s->xact_started > 0) {
+	if (s->txn_status == PQ_TXN_IDLE && s->xact_started > 0) {
 		stats_add(st, ST_XACT, 1);
 		stats_add(st, ST_XACT_USEC, (uint64_t)(now - s->xact_started));
 		s->xact_started = 0;
@@ -354,7 +358,8 @@ static enum frame_step frame_server(struct server *s)
 		uint32_t total = (uint32_t)frame_total(&f);
 		uint32_t have = b->end - b->scan;
 		bool whole_needed =
-		    f.type == 'Z' || f.type == 'K' || ((f.type == 'S' || f.type == 'E') && total <= b->cap);
+		    f.type == PqMsg_ReadyForQuery || f.type == PqMsg_BackendKeyData ||
+		    ((f.type == PqMsg_ParameterStatus || f.type == PqMsg_ErrorResponse) && total <= b->cap);
 		if (whole_needed && have < total) {
 			if (b->start > 0 && b->start == b->scan)
 				buf_compact(b);
@@ -365,7 +370,7 @@ static enum frame_step frame_server(struct server *s)
 		size_t n = f.len - 4;
 		bool stop_after = false;
 		switch (f.type) {
-		case 'Z':
+		case PqMsg_ReadyForQuery:
 			s->txn_status = (char)body[0];
 			s->copy_in = s->copy_out = false;
 			if (s->internal_rfq > 0) {
@@ -387,7 +392,7 @@ static enum frame_step frame_server(struct server *s)
 			if (!swallow && releasable(s))
 				stop_after = true;
 			break;
-		case 'S': {
+		case PqMsg_ParameterStatus: {
 			const char *name, *value;
 			if (whole_needed && msg_read_param_status(body, n, &name, &value)) {
 				params_set(&s->params, name, value);
@@ -396,7 +401,7 @@ static enum frame_step frame_server(struct server *s)
 			}
 			break;
 		}
-		case 'E': {
+		case PqMsg_ErrorResponse: {
 			struct pg_error e;
 			if (!whole_needed || !msg_read_error(body, n, &e))
 				break;
@@ -426,16 +431,16 @@ static enum frame_step frame_server(struct server *s)
 			}
 			break;
 		}
-		case 'G':
+		case PqMsg_CopyInResponse:
 			s->copy_in = true;
 			break;
-		case 'H':
+		case PqMsg_CopyOutResponse:
 			s->copy_out = true;
 			break;
-		case 'W':
+		case PqMsg_CopyBothResponse:
 			s->copy_in = s->copy_out = true;
 			break;
-		case 'c':
+		case PqMsg_CopyDone:
 			s->copy_out = false;
 			break;
 		default:

@@ -9,15 +9,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "auth/md5.h"
 #include "auth/scram.h"
 #include "client.h"
 #include "pool.h"
 #include "proto/frame.h"
+#include "proto/protocol.h"
 #include "relay.h"
 #include "runtime.h"
 #include "util/clock.h"
@@ -89,14 +88,14 @@ void server_free(struct server *s)
 	free(s->last_detail);
 	params_clear(&s->startup);
 	params_clear(&s->params);
-	scram_client_free(s->scram);
+	pglogin_clear(&s->login);
 	free(s);
 }
 
 /* Best effort: a Terminate lets PostgreSQL log a clean disconnect. */
 static void send_terminate(struct server *s)
 {
-	static const uint8_t term[5] = {'X', 0, 0, 0, 4};
+	static const uint8_t term[5] = {PqMsg_Terminate, 0, 0, 0, 4};
 	conn_send_now(&s->conn, term, sizeof(term));
 }
 
@@ -193,9 +192,8 @@ static bool resolve(struct server *s, char *err, size_t errlen)
 	const char *h = s->host;
 	if (h == NULL || h[0] == '\0' || h[0] == '/') {
 		const char *dir = h;
-		struct stat st;
 		if (dir == NULL || dir[0] == '\0')
-			dir = stat("/var/run/postgresql", &st) == 0 ? "/var/run/postgresql" : "/tmp";
+			dir = pglogin_socket_dir();
 		struct sockaddr_un *un = (struct sockaddr_un *)&s->addr;
 		un->sun_family = AF_UNIX;
 		int n = snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", dir, s->port);
@@ -273,6 +271,7 @@ static bool copy_target(struct server *s, struct pool *p)
 	s->dbname = str_dup(st->dbname);
 	s->user = str_dup(st->server_user);
 	s->password = str_dup(st->password);
+	pglogin_init(&s->login, s->user, s->password);
 	bool ok = params_copy(&s->startup, &p->guc);
 	if (st->application_name != NULL)
 		ok = ok && params_set(&s->startup, "application_name", st->application_name);
@@ -280,10 +279,10 @@ static bool copy_target(struct server *s, struct pool *p)
 	 * it is a startup value, whichever host this connection reaches. */
 	if (st->read_only)
 		ok = ok && params_set(&s->startup, "default_transaction_read_only", "on");
-	if (p->have_scram_keys && s->password != NULL && strncmp(s->password, "SCRAM-SHA-256$", 14) == 0) {
+	if (p->have_scram_keys && scram_is_secret(s->password)) {
 		struct scram_secret sec;
 		if (scram_parse_secret(s->password, &sec))
-			s->scram = scram_client_new_keys(p->scram_client_key, sec.server_key);
+			s->login.scram = scram_client_new_keys(p->scram_client_key, sec.server_key);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return ok && s->dbname != NULL && s->user != NULL;
@@ -352,7 +351,7 @@ void server_launch(struct pool *p, struct worker *w)
 	s->epoch = atomic_load(&p->epoch);
 	stats_gauge_move(&p->stats, SG_SERVERS, -1, SV_CONNECTING);
 	s->worker = w;
-	s->txn_status = 'I';
+	s->txn_status = PQ_TXN_IDLE;
 	list_init(&s->worker_node);
 	list_init(&s->pool_node);
 	list_init(&s->cancels);
@@ -384,22 +383,6 @@ void server_launch(struct pool *p, struct worker *w)
 		start_connect(s);
 }
 
-static void send_startup(struct server *s)
-{
-	const char *kv[2 * 64 + 5];
-	int n = 0;
-	kv[n++] = "user";
-	kv[n++] = s->user;
-	kv[n++] = "database";
-	kv[n++] = s->dbname;
-	for (int i = 0; i < s->startup.n && n < 2 * 64 + 2; i++) {
-		kv[n++] = s->startup.items[i].name;
-		kv[n++] = s->startup.items[i].value;
-	}
-	kv[n] = NULL;
-	msg_startup(&s->conn.out, kv);
-}
-
 static void connected(struct server *s)
 {
 	int soerr = 0;
@@ -413,7 +396,7 @@ static void connected(struct server *s)
 		return;
 	}
 	server_set_state(s, SV_LOGIN);
-	send_startup(s);
+	pglogin_startup(&s->conn.out, s->user, s->dbname, &s->startup);
 	if (!msg_ok(&s->conn.out)) {
 		server_close(s, "startup packet too large");
 		return;
@@ -424,110 +407,24 @@ static void connected(struct server *s)
 
 /* --- login --- */
 
-static bool password_is_hashed(const char *pw)
-{
-	return pw != NULL && (md5_is_secret(pw) || strncmp(pw, "SCRAM-SHA-256$", 14) == 0);
-}
-
 /* One whole authentication request from the server. false: s was closed. */
 static bool login_auth(struct server *s, const uint8_t *body, size_t n)
 {
-	uint32_t code;
-	const uint8_t *data;
-	size_t dlen;
-	char err[200];
-	if (!msg_read_auth(body, n, &code, &data, &dlen)) {
-		server_close(s, "malformed authentication request");
+	char why[200];
+	if (pglogin_answer(&s->login, body, n, &s->conn.out, why, sizeof(why)) == PGLOGIN_FAIL) {
+		server_close(s, why);
 		return false;
 	}
-	switch (code) {
-	case 0:
-		return true;
-	case 3:
-		if (s->password == NULL || password_is_hashed(s->password)) {
-			server_close(
-			    s, "server asks for a cleartext password and no plaintext password is known");
-			return false;
-		}
-		msg_password(&s->conn.out, s->password, strlen(s->password) + 1);
-		return true;
-	case 5: {
-		char resp[MD5_SECRET_LEN + 1];
-		if (dlen < 4 || s->password == NULL || strncmp(s->password, "SCRAM-SHA-256$", 14) == 0 ||
-		    !md5_response(s->password, s->user, data, resp)) {
-			server_close(s, "server asks for md5 and no password or md5 secret is known");
-			return false;
-		}
-		msg_password(&s->conn.out, resp, strlen(resp) + 1);
-		return true;
-	}
-	case 10: {
-		bool has = false;
-		for (size_t i = 0; i < dlen;) {
-			const char *mech = (const char *)data + i;
-			size_t l = strnlen(mech, dlen - i);
-			if (l == 0)
-				break;
-			if (strcmp(mech, "SCRAM-SHA-256") == 0)
-				has = true;
-			i += l + 1;
-		}
-		if (!has) {
-			server_close(s, "server offers no SASL mechanism pgsluice supports");
-			return false;
-		}
-		if (s->scram == NULL) {
-			if (s->password == NULL || password_is_hashed(s->password)) {
-				server_close(
-				    s,
-				    "server asks for SCRAM and neither a plaintext password nor a client's "
-				    "SCRAM proof is known");
-				return false;
-			}
-			s->scram = scram_client_new(s->password);
-		}
-		char *first = s->scram ? scram_client_first(s->scram) : NULL;
-		if (first == NULL) {
-			server_close(s, "out of memory");
-			return false;
-		}
-		msg_sasl_initial(&s->conn.out, "SCRAM-SHA-256", first, strlen(first));
-		free(first);
-		return true;
-	}
-	case 11: {
-		char *fin = NULL;
-		if (s->scram == NULL ||
-		    !scram_client_final(s->scram, (const char *)data, dlen, &fin, err, sizeof(err))) {
-			server_close(s, "bad SCRAM server-first message");
-			return false;
-		}
-		msg_password(&s->conn.out, fin, strlen(fin));
-		free(fin);
-		return true;
-	}
-	case 12:
-		if (s->scram == NULL ||
-		    !scram_client_verify(s->scram, (const char *)data, dlen, err, sizeof(err))) {
-			server_close(s, "server's SCRAM signature does not verify");
-			return false;
-		}
-		return true;
-	default:
-		snprintf(err, sizeof(err), "unsupported authentication request %u", code);
-		server_close(s, err);
-		return false;
-	}
+	return true;
 }
 
 static void login_done(struct server *s)
 {
 	log_server(s, LOG_DEBUG, "logged in, backend pid %u", s->backend_pid);
-	scram_client_free(s->scram);
-	s->scram = NULL;
+	pglogin_clear(&s->login);
 	pool_learn_params(s->pool, &s->params);
 	pool_connect_succeeded(s->pool);
-	s->txn_status = 'I';
+	s->txn_status = PQ_TXN_IDLE;
 	s->deadline = 0;
 	server_return_to_pool(s);
 }
@@ -547,21 +444,21 @@ static void login_read(struct server *s)
 		}
 		struct buf *b = s->conn.in;
 		switch (f.type) {
-		case 'R':
+		case PqMsg_AuthenticationRequest:
 			if (!login_auth(s, body, n))
 				return;
 			relay_flush_server(s);
 			break;
-		case 'S': {
+		case PqMsg_ParameterStatus: {
 			const char *name, *value;
 			if (msg_read_param_status(body, n, &name, &value))
 				params_set(&s->params, name, value);
 			break;
 		}
-		case 'K':
+		case PqMsg_BackendKeyData:
 			msg_read_backend_key(body, n, &s->backend_pid, &s->backend_key);
 			break;
-		case 'E': {
+		case PqMsg_ErrorResponse: {
 			struct pg_error e;
 			if (!msg_read_error(body, n, &e)) {
 				server_close(s, "malformed error from server during login");
@@ -574,7 +471,7 @@ static void login_read(struct server *s)
 			server_finish_close(s, "server refused login");
 			return;
 		}
-		case 'Z':
+		case PqMsg_ReadyForQuery:
 			if (b->start == b->end)
 				buf_give_back(&s->worker->bufs, &s->conn.in);
 			login_done(s);
@@ -708,7 +605,7 @@ void server_return_to_pool(struct server *s)
 	s->pending_rfq = s->internal_rfq = 0;
 	s->ext_unsynced = s->copy_in = s->copy_out = false;
 	s->reset_rollback_sent = s->reset_query_sent = s->failed_internal = false;
-	if (s->txn_status != 'I') {
+	if (s->txn_status != PQ_TXN_IDLE) {
 		server_close(s, "server not idle at release");
 		return;
 	}
@@ -789,7 +686,7 @@ void server_start_check(struct server *s, struct worker *w)
 /* The check's answers are in. */
 static void check_done(struct server *s)
 {
-	if (s->failed_internal || s->txn_status != 'I') {
+	if (s->failed_internal || s->txn_status != PQ_TXN_IDLE) {
 		server_close(s, s->failed_internal ? "server_check_query failed"
 		                                   : "server_check_query left a transaction open");
 		return;
@@ -811,7 +708,7 @@ void server_reset_step(struct server *s)
 		return;
 	}
 	const struct config *cfg = s->worker->gen->cfg;
-	if (s->txn_status != 'I' && !s->reset_rollback_sent) {
+	if (s->txn_status != PQ_TXN_IDLE && !s->reset_rollback_sent) {
 		s->reset_rollback_sent = true;
 		server_send_internal(s, "ROLLBACK");
 		stats_add(&s->pool->stats, ST_RELEASE_ROLLBACK, 1);

@@ -14,6 +14,7 @@
 
 #include <sys/socket.h>
 
+#include "auth/pglogin.h"
 #include "conn.h"
 #include "log.h"
 #include "relay.h"
@@ -24,7 +25,6 @@
 struct pool;
 struct client;
 struct worker;
-struct scram_client;
 struct evdns_getaddrinfo_request;
 
 enum server_state {
@@ -53,7 +53,7 @@ struct server {
 	int port;
 	char *dbname, *user, *password;
 	struct params startup; /* GUCs sent in the StartupMessage */
-	struct scram_client *scram;
+	struct pglogin login;  /* its user and password point at the copies above */
 	int64_t
 	    deadline; /* connect/login/drain deadline (monotonic usec), 0: none; checked by the worker tick */
 	struct sockaddr_storage addr; /* where it connected, for cancel requests */

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "pool.h"
+#include "proto/protocol.h"
 #include "runtime.h"
 #include "server.h"
 #include "util/clock.h"
@@ -189,7 +190,7 @@ static void describe_server(struct snapshot *snap, const struct server *s, int64
 	row->remote_pid = s->backend_pid;
 	describe_link(row, s->client, s, now, leak_usec);
 	if (s->client == NULL)
-		row->txn = s->state == SV_IDLE ? 'I' : s->txn_status;
+		row->txn = s->state == SV_IDLE ? PQ_TXN_IDLE : s->txn_status;
 }
 
 static void finish(struct worker *w, void *arg)

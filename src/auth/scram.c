@@ -24,9 +24,11 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "proto/protocol.h"
+
 #define SCRAM_NONCE_RAW_LEN 18 /* 24 base64 characters, no padding */
 #define SCRAM_SALT_LEN 16      /* what PostgreSQL generates */
-#define SCRAM_SECRET_PREFIX "SCRAM-SHA-256$"
+#define SCRAM_SECRET_PREFIX SCRAM_MECHANISM "$"
 
 /* Tests only: not thread-safe, and never set in a running pooler. */
 static char scram_test_nonce[128];
@@ -260,6 +262,11 @@ static char *scram_auth_message(const char *client_first_bare, const char *serve
 
 /* ---------- secrets ---------- */
 
+bool scram_is_secret(const char *text)
+{
+	return text != NULL && strncmp(text, SCRAM_SECRET_PREFIX, strlen(SCRAM_SECRET_PREFIX)) == 0;
+}
+
 bool scram_parse_secret(const char *text, struct scram_secret *out)
 {
 	struct scram_secret tmp;
@@ -268,7 +275,7 @@ bool scram_parse_secret(const char *text, struct scram_secret *out)
 	bool ok = false;
 
 	memset(&tmp, 0, sizeof(tmp));
-	if (text == NULL || strncmp(text, SCRAM_SECRET_PREFIX, strlen(SCRAM_SECRET_PREFIX)) != 0)
+	if (!scram_is_secret(text))
 		goto done;
 	const char *iter = text + strlen(SCRAM_SECRET_PREFIX);
 	const char *colon1 = strchr(iter, ':');
@@ -371,9 +378,10 @@ static bool scram_server_parse_first(struct scram_server *s, const char *msg, co
 {
 	const char *p = msg;
 	if (p[0] == 'p' && p[1] == '=')
-		return scram_fail(err, err_size,
-		                  "SCRAM channel binding was requested (p=) but pgsluice does not offer "
-		                  "SCRAM-SHA-256-PLUS");
+		return scram_fail(
+		    err, err_size,
+		    "SCRAM channel binding was requested (p=) but pgsluice does not offer " SCRAM_MECHANISM
+		    "-PLUS");
 	/* "y": the client could bind but believes we cannot; true, since we never
 	 * advertise -PLUS, so this is not a downgrade. */
 	if ((p[0] != 'n' && p[0] != 'y') || p[1] != ',')

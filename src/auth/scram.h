@@ -2,7 +2,8 @@
  * pgsluice verifying a client, and pgsluice logging in to PostgreSQL.
  * Owns: the exchange state of one authentication.
  * Exports: scram_server_* (we are the verifier), scram_client_* (we prove),
- *          scram_parse_secret() for "SCRAM-SHA-256$iter:salt$stored:server".
+ *          scram_parse_secret() for "SCRAM-SHA-256$iter:salt$stored:server",
+ *          scram_is_secret() to tell such a secret from a password.
  * Never: logs or sends secrets; compares proofs in constant time. */
 #ifndef PGS_AUTH_SCRAM_H
 #define PGS_AUTH_SCRAM_H
@@ -22,6 +23,9 @@ struct scram_secret {
 	uint8_t server_key[SCRAM_KEY_LEN];
 };
 
+/* Does text look like PostgreSQL's stored form (the "SCRAM-SHA-256$" prefix;
+ * scram_parse_secret() checks the rest)? false for NULL. */
+bool scram_is_secret(const char *text);
 /* Parse PostgreSQL's stored form; false if it is not one. */
 bool scram_parse_secret(const char *text, struct scram_secret *out);
 /* Derive a secret from a plaintext password with a fresh random salt. */

@@ -6,6 +6,8 @@
  * so a 1 GiB DataRow or CopyData never has to sit whole in a buffer. */
 #include "proto/frame.h"
 
+#include "proto/protocol.h"
+
 /* 1 GiB - 1: PostgreSQL's MaxAllocSize, the most any peer can legitimately
  * put in one message. */
 #define FRAME_LEN_HUGE 0x3fffffffu
@@ -23,50 +25,50 @@ struct frame_limit {
 
 /* Frontend messages. */
 static const struct frame_limit client_limits[256] = {
-    ['Q'] = {4, FRAME_LEN_HUGE},  /* Query */
-    ['P'] = {4, FRAME_LEN_HUGE},  /* Parse */
-    ['B'] = {4, FRAME_LEN_HUGE},  /* Bind */
-    ['d'] = {4, FRAME_LEN_HUGE},  /* CopyData */
-    ['F'] = {4, FRAME_LEN_HUGE},  /* FunctionCall */
-    ['E'] = {4, FRAME_LEN_SMALL}, /* Execute */
-    ['D'] = {4, FRAME_LEN_SMALL}, /* Describe */
-    ['C'] = {4, FRAME_LEN_SMALL}, /* Close */
-    ['f'] = {4, FRAME_LEN_SMALL}, /* CopyFail */
-    ['p'] = {4, FRAME_LEN_SMALL}, /* PasswordMessage, SASLInitialResponse, SASLResponse */
-    ['S'] = {4, 4},               /* Sync */
-    ['H'] = {4, 4},               /* Flush */
-    ['X'] = {4, 4},               /* Terminate */
-    ['c'] = {4, 4},               /* CopyDone */
+    [PqMsg_Query] = {4, FRAME_LEN_HUGE},
+    [PqMsg_Parse] = {4, FRAME_LEN_HUGE},
+    [PqMsg_Bind] = {4, FRAME_LEN_HUGE},
+    [PqMsg_CopyData] = {4, FRAME_LEN_HUGE},
+    [PqMsg_FunctionCall] = {4, FRAME_LEN_HUGE},
+    [PqMsg_Execute] = {4, FRAME_LEN_SMALL},
+    [PqMsg_Describe] = {4, FRAME_LEN_SMALL},
+    [PqMsg_Close] = {4, FRAME_LEN_SMALL},
+    [PqMsg_CopyFail] = {4, FRAME_LEN_SMALL},
+    [PqMsg_PasswordMessage] = {4, FRAME_LEN_SMALL}, /* also SASLInitialResponse, SASLResponse, GSSResponse */
+    [PqMsg_Sync] = {4, 4},
+    [PqMsg_Flush] = {4, 4},
+    [PqMsg_Terminate] = {4, 4},
+    [PqMsg_CopyDone] = {4, 4},
 };
 
 /* Backend messages. */
 static const struct frame_limit server_limits[256] = {
-    ['Z'] = {5, 5},               /* ReadyForQuery: one status byte */
-    ['K'] = {12, 12},             /* BackendKeyData: we speak 3.0 to servers, so the key is 4 bytes */
-    ['1'] = {4, 4},               /* ParseComplete */
-    ['2'] = {4, 4},               /* BindComplete */
-    ['3'] = {4, 4},               /* CloseComplete */
-    ['n'] = {4, 4},               /* NoData */
-    ['s'] = {4, 4},               /* PortalSuspended */
-    ['I'] = {4, 4},               /* EmptyQueryResponse */
-    ['c'] = {4, 4},               /* CopyDone */
-    ['R'] = {4, FRAME_LEN_SMALL}, /* Authentication* */
-    ['S'] = {4, FRAME_LEN_SMALL}, /* ParameterStatus */
-    ['C'] = {4, FRAME_LEN_SMALL}, /* CommandComplete: a tag and a row count */
-    ['v'] = {4, FRAME_LEN_SMALL}, /* NegotiateProtocolVersion */
-    ['G'] = {4, FRAME_LEN_SMALL}, /* CopyInResponse: 3 bytes + 2 per column (<= 1600) */
-    ['H'] = {4, FRAME_LEN_SMALL}, /* CopyOutResponse */
-    ['W'] = {4, FRAME_LEN_SMALL}, /* CopyBothResponse */
+    [PqMsg_ReadyForQuery] = {5, 5},    /* one status byte */
+    [PqMsg_BackendKeyData] = {12, 12}, /* we speak 3.0 to servers, so the key is 4 bytes */
+    [PqMsg_ParseComplete] = {4, 4},
+    [PqMsg_BindComplete] = {4, 4},
+    [PqMsg_CloseComplete] = {4, 4},
+    [PqMsg_NoData] = {4, 4},
+    [PqMsg_PortalSuspended] = {4, 4},
+    [PqMsg_EmptyQueryResponse] = {4, 4},
+    [PqMsg_CopyDone] = {4, 4},
+    [PqMsg_AuthenticationRequest] = {4, FRAME_LEN_SMALL}, /* every Authentication request */
+    [PqMsg_ParameterStatus] = {4, FRAME_LEN_SMALL},
+    [PqMsg_CommandComplete] = {4, FRAME_LEN_SMALL}, /* a tag and a row count */
+    [PqMsg_NegotiateProtocolVersion] = {4, FRAME_LEN_SMALL},
+    [PqMsg_CopyInResponse] = {4, FRAME_LEN_SMALL}, /* 3 bytes + 2 per column (<= 1600) */
+    [PqMsg_CopyOutResponse] = {4, FRAME_LEN_SMALL},
+    [PqMsg_CopyBothResponse] = {4, FRAME_LEN_SMALL},
     /* These carry user data or server text of unbounded size (a NOTIFY
      * payload, an error quoting a huge statement, 1600 column names). */
-    ['T'] = {4, FRAME_LEN_HUGE}, /* RowDescription */
-    ['t'] = {4, FRAME_LEN_HUGE}, /* ParameterDescription */
-    ['E'] = {4, FRAME_LEN_HUGE}, /* ErrorResponse */
-    ['N'] = {4, FRAME_LEN_HUGE}, /* NoticeResponse */
-    ['A'] = {4, FRAME_LEN_HUGE}, /* NotificationResponse */
-    ['D'] = {4, FRAME_LEN_HUGE}, /* DataRow */
-    ['d'] = {4, FRAME_LEN_HUGE}, /* CopyData */
-    ['V'] = {4, FRAME_LEN_HUGE}, /* FunctionCallResponse */
+    [PqMsg_RowDescription] = {4, FRAME_LEN_HUGE},
+    [PqMsg_ParameterDescription] = {4, FRAME_LEN_HUGE},
+    [PqMsg_ErrorResponse] = {4, FRAME_LEN_HUGE},
+    [PqMsg_NoticeResponse] = {4, FRAME_LEN_HUGE},
+    [PqMsg_NotificationResponse] = {4, FRAME_LEN_HUGE},
+    [PqMsg_DataRow] = {4, FRAME_LEN_HUGE},
+    [PqMsg_CopyData] = {4, FRAME_LEN_HUGE},
+    [PqMsg_FunctionCallResponse] = {4, FRAME_LEN_HUGE},
 };
 
 static const struct frame_limit *frame_limit(enum frame_side side, uint8_t type)

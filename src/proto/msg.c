@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/protocol.h"
 #include "proto/startup.h"
 
 /* First allocation; the messages we build are mostly well under this. */
@@ -177,10 +178,11 @@ void msg_error(struct msgbuf *m, bool notice, const char *severity, const char *
 		char code;
 		const char *value;
 	} fields[] = {
-	    {'S', severity}, {'V', severity}, {'C', sqlstate}, {'M', message}, {'D', detail}, {'H', hint},
+	    {PQ_DIAG_SEVERITY, severity}, {PQ_DIAG_SEVERITY_V, severity}, {PQ_DIAG_SQLSTATE, sqlstate},
+	    {PQ_DIAG_MESSAGE, message},   {PQ_DIAG_DETAIL, detail},       {PQ_DIAG_HINT, hint},
 	};
 
-	msg_begin(m, notice ? 'N' : 'E');
+	msg_begin(m, notice ? PqMsg_NoticeResponse : PqMsg_ErrorResponse);
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		if (fields[i].value == NULL)
 			continue;
@@ -193,14 +195,14 @@ void msg_error(struct msgbuf *m, bool notice, const char *severity, const char *
 
 void msg_ready(struct msgbuf *m, char txn_status)
 {
-	msg_begin(m, 'Z');
+	msg_begin(m, PqMsg_ReadyForQuery);
 	msg_byte(m, (uint8_t)txn_status);
 	msg_end(m);
 }
 
 void msg_param_status(struct msgbuf *m, const char *name, const char *value)
 {
-	msg_begin(m, 'S');
+	msg_begin(m, PqMsg_ParameterStatus);
 	msg_str(m, name);
 	msg_str(m, value);
 	msg_end(m);
@@ -208,7 +210,7 @@ void msg_param_status(struct msgbuf *m, const char *name, const char *value)
 
 void msg_backend_key(struct msgbuf *m, uint32_t pid, uint32_t key)
 {
-	msg_begin(m, 'K');
+	msg_begin(m, PqMsg_BackendKeyData);
 	msg_int32(m, pid);
 	msg_int32(m, key);
 	msg_end(m);
@@ -216,7 +218,7 @@ void msg_backend_key(struct msgbuf *m, uint32_t pid, uint32_t key)
 
 void msg_auth(struct msgbuf *m, uint32_t code, const void *data, size_t n)
 {
-	msg_begin(m, 'R');
+	msg_begin(m, PqMsg_AuthenticationRequest);
 	msg_int32(m, code);
 	msg_bytes(m, data, n);
 	msg_end(m);
@@ -224,26 +226,26 @@ void msg_auth(struct msgbuf *m, uint32_t code, const void *data, size_t n)
 
 void msg_query(struct msgbuf *m, const char *sql)
 {
-	msg_begin(m, 'Q');
+	msg_begin(m, PqMsg_Query);
 	msg_str(m, sql);
 	msg_end(m);
 }
 
 void msg_terminate(struct msgbuf *m)
 {
-	msg_begin(m, 'X');
+	msg_begin(m, PqMsg_Terminate);
 	msg_end(m);
 }
 
 void msg_sync(struct msgbuf *m)
 {
-	msg_begin(m, 'S');
+	msg_begin(m, PqMsg_Sync);
 	msg_end(m);
 }
 
 void msg_copy_fail(struct msgbuf *m, const char *reason)
 {
-	msg_begin(m, 'f');
+	msg_begin(m, PqMsg_CopyFail);
 	msg_str(m, reason);
 	msg_end(m);
 }
@@ -252,14 +254,14 @@ void msg_copy_fail(struct msgbuf *m, const char *reason)
  * SASLResponse must not. */
 void msg_password(struct msgbuf *m, const void *data, size_t n)
 {
-	msg_begin(m, 'p');
+	msg_begin(m, PqMsg_PasswordMessage);
 	msg_bytes(m, data, n);
 	msg_end(m);
 }
 
 void msg_sasl_initial(struct msgbuf *m, const char *mech, const void *data, size_t n)
 {
-	msg_begin(m, 'p');
+	msg_begin(m, PqMsg_SASLInitialResponse);
 	msg_str(m, mech);
 	/* -1 is the protocol's "no initial response"; SCRAM always has one,
 	 * but a NULL here must not turn into a zero-length response. */
@@ -286,7 +288,7 @@ void msg_row_description_typed(struct msgbuf *m, int ncols, const char *const *n
 		m->failed = true;
 		return;
 	}
-	msg_begin(m, 'T');
+	msg_begin(m, PqMsg_RowDescription);
 	msg_int16(m, (uint16_t)ncols);
 	for (int i = 0; i < ncols; i++) {
 		msg_str(m, names[i]);
@@ -310,7 +312,7 @@ void msg_data_row(struct msgbuf *m, int ncols, const char *const *values)
 		m->failed = true;
 		return;
 	}
-	msg_begin(m, 'D');
+	msg_begin(m, PqMsg_DataRow);
 	msg_int16(m, (uint16_t)ncols);
 	for (int i = 0; i < ncols; i++) {
 		size_t n;
@@ -332,14 +334,14 @@ void msg_data_row(struct msgbuf *m, int ncols, const char *const *values)
 
 void msg_command_complete(struct msgbuf *m, const char *tag)
 {
-	msg_begin(m, 'C');
+	msg_begin(m, PqMsg_CommandComplete);
 	msg_str(m, tag);
 	msg_end(m);
 }
 
 void msg_empty_query(struct msgbuf *m)
 {
-	msg_begin(m, 'I');
+	msg_begin(m, PqMsg_EmptyQueryResponse);
 	msg_end(m);
 }
 
@@ -395,7 +397,7 @@ void msg_negotiate_version(struct msgbuf *m, uint32_t minor, int n_opts, const c
 		m->failed = true;
 		return;
 	}
-	msg_begin(m, 'v');
+	msg_begin(m, PqMsg_NegotiateProtocolVersion);
 	/* The protocol text calls this field "newest minor version", but
 	 * PostgreSQL sends the whole version word (PG_PROTOCOL_LATEST) and
 	 * libpq compares it as one: a bare 0 would read as protocol 0.0. */
@@ -442,22 +444,22 @@ bool msg_read_error(const uint8_t *body, size_t n, struct pg_error *out)
 		if (!read_cstring_at(body, n, &off, &value))
 			goto bad;
 		switch (code) {
-		case 'S':
+		case PQ_DIAG_SEVERITY:
 			out->severity = value;
 			break;
-		case 'V':
+		case PQ_DIAG_SEVERITY_V:
 			out->severity_v = value;
 			break;
-		case 'C':
+		case PQ_DIAG_SQLSTATE:
 			out->sqlstate = value;
 			break;
-		case 'M':
+		case PQ_DIAG_MESSAGE:
 			out->message = value;
 			break;
-		case 'D':
+		case PQ_DIAG_DETAIL:
 			out->detail = value;
 			break;
-		case 'H':
+		case PQ_DIAG_HINT:
 			out->hint = value;
 			break;
 		default:

@@ -23,6 +23,9 @@ endif
 PKGS := libevent libevent_pthreads libcrypto inih
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-g $(OPT) -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ifneq ($(SANITIZE)$(DEBUG),)
+CFLAGS_BASE += -DPGS_ASSERTIONS
+endif
 ifneq ($(SANITIZE),)
 CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 LDFLAGS_SAN := -fsanitize=$(SANITIZE)

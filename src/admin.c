@@ -18,6 +18,7 @@
 #include "pool.h"
 #include "proto/frame.h"
 #include "proto/protocol.h"
+#include "reload.h"
 #include "runtime.h"
 #include "server.h"
 #include "snapshot.h"
@@ -775,7 +776,17 @@ static void cmd_resume(struct client *cl, const char *arg)
 	const char *db = db_arg(cl, arg, "RESUME");
 	if (DB_REFUSED(db))
 		return;
-	pool_resume_db(db);
+	struct list works;
+	list_init(&works);
+	pool_resume_db(db, &works);
+	/* The queues are served from the idle lists (hand-offs to the clients'
+	 * workers) and new connections start on this worker. */
+	struct list *n;
+	while ((n = list_pop_head(&works)) != NULL) {
+		struct pool_work *work = container_of(n, struct pool_work, node);
+		server_carry_out(work, cl->worker);
+		free(work);
+	}
 	log_client(cl, LOG_INFO, "admin console: RESUME %s", db ? db : "(all)");
 	msg_command_complete(&cl->conn.out, "RESUME");
 }
@@ -906,7 +917,7 @@ static void cmd_set(struct client *cl, const char *arg)
 		return;
 	}
 	log_client(cl, LOG_INFO, "admin console: SET %s = %s (generation %lu)", key, value, g->number);
-	runtime_apply(g);
+	reload_apply(g);
 	char tag[600];
 	snprintf(tag, sizeof(tag), "SET %s=%s", key, value);
 	msg_command_complete(&cl->conn.out, tag);
@@ -1109,3 +1120,10 @@ void admin_tick(struct client *cl)
 	msg_ready(&cl->conn.out, PQ_TXN_IDLE);
 	admin_resume(cl);
 }
+
+const struct client_console admin_console = {
+    .welcome = admin_welcome,
+    .input = admin_input,
+    .tick = admin_tick,
+    .gone = admin_client_gone,
+};

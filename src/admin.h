@@ -1,10 +1,13 @@
 /* admin.h — the virtual database `pgsluice` (alias `pgbouncer`).
- * Exports: admin_welcome() after login, admin_input() for each request.
+ * Exports: admin_console, the client_console its clients are answered by
+ *          (registered with client_set_console at start).
  * Never: holds a server connection. */
 #ifndef PGS_ADMIN_H
 #define PGS_ADMIN_H
 
-struct client;
+#include "client.h"
+
+extern const struct client_console admin_console;
 
 void admin_welcome(struct client *cl);
 void admin_input(struct client *cl);

@@ -10,7 +10,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "admin.h"
 #include "auth/md5.h"
 #include "auth/scram.h"
 #include "auth/userlist.h"
@@ -19,21 +18,52 @@
 #include "proto/protocol.h"
 #include "proto/startup.h"
 #include "relay.h"
+#include "tracked.h"
 #include "runtime.h"
 #include "server.h"
+#include "util/assert.h"
 #include "util/clock.h"
 #include "welcome.h"
 #include "worker.h"
 
 static atomic_ullong next_client_id = 1;
 
-_Static_assert(CL_CLOSED < STATS_GAUGE_SLOTS, "pool gauges need a slot per client state");
+/* Answers the clients of the virtual databases; registered once at start. */
+static const struct client_console *console;
 
+void client_set_console(const struct client_console *c)
+{
+	console = c;
+}
+
+/* The moves a client's connection can make; anything else is a bug. */
+static bool client_move_ok(enum client_state from, enum client_state to)
+{
+	switch (to) {
+	case CL_STARTUP:
+		return from == CL_STARTUP; /* the first setting, at accept */
+	case CL_AUTH:
+		return from == CL_STARTUP;
+	case CL_LOGIN_WAIT:
+		return from == CL_STARTUP || from == CL_AUTH;
+	case CL_IDLE:
+		return from != CL_CLOSED;
+	case CL_WAITING:
+		return from == CL_IDLE;
+	case CL_ACTIVE:
+		return from == CL_IDLE || from == CL_WAITING || from == CL_LOGIN_WAIT || from == CL_ACTIVE;
+	case CL_CLOSED:
+		return true;
+	}
+	return false;
+}
+
+/* Only the client's own worker changes its state. Its place in the pool
+ * (queued, or with a server on its way) is the pool's, moved under the
+ * pool's lock by whichever worker links it. */
 void client_set_state(struct client *cl, enum client_state to)
 {
-	if (cl->pool != NULL && cl->state != to)
-		stats_gauge_move(&cl->pool->stats, SG_CLIENTS, (int)cl->state,
-		                 to == CL_CLOSED ? -1 : (int)to);
+	PGS_ASSERT(client_move_ok(cl->state, to));
 	cl->state = to;
 }
 
@@ -55,7 +85,7 @@ void client_accept(struct worker *w, int fd, const char *addr, bool data_waiting
 	cl->id = atomic_fetch_add(&next_client_id, 1);
 	cl->worker = w;
 	conn_init(&cl->conn, fd);
-	list_init(&cl->wait_node);
+	list_init(&cl->pc.node);
 	str_lcopy(cl->addr, addr, sizeof(cl->addr));
 	cl->connected_at = cl->last_activity = clock_now_usec();
 	list_add_tail(&w->clients, &cl->worker_node);
@@ -129,12 +159,12 @@ void client_close(struct client *cl, const char *reason)
 	 * login) counts a hand-off under the pool lock: that count alone says
 	 * whether a message about this client is still on its way. A client
 	 * refused before it queued has none. */
-	if (cl->pool != NULL && (cl->state == CL_WAITING || cl->state == CL_LOGIN_WAIT))
-		pool_leave_queue(cl->pool, cl);
+	if (cl->pool != NULL)
+		pool_client_leave(cl->pool, &cl->pc);
 	/* After that (under the pool lock) nobody can link this client any
 	 * more. A server already on its way is released by the hand-off's
 	 * handler when it arrives, never from here while in transit. */
-	if (cl->pool != NULL && pool_handoffs_pending(cl->pool, cl, 0) > 0)
+	if (cl->pool != NULL && pool_handoffs_pending(cl->pool, &cl->pc, 0) > 0)
 		pending = true;
 	else if (cl->server != NULL && cl->server->client == cl)
 		server_release(cl->server, reason);
@@ -186,10 +216,12 @@ void client_free(struct client *cl)
 {
 	if (list_linked(&cl->worker_node)) {
 		list_del(&cl->worker_node);
-		atomic_fetch_sub(&rt.n_clients, 1);
+		if (!cl->reaping)
+			atomic_fetch_sub(&rt.n_clients, 1); /* worker_reap_client counted it out */
 	}
 	client_count_bytes(cl);
-	admin_client_gone(cl);
+	if (cl->is_admin && console != NULL)
+		console->gone(cl);
 	conn_close(&cl->conn, &cl->worker->bufs);
 	free(cl->last_sql);
 	free(cl->aborted_reason);
@@ -252,16 +284,18 @@ static void authenticated(struct client *cl)
 	msg_auth(&cl->conn.out, AUTH_REQ_OK, NULL, 0);
 	if (cl->is_admin) {
 		forget_login(cl);
-		admin_welcome(cl);
+		if (console != NULL)
+			console->welcome(cl);
 		return;
 	}
 	const struct config *cfg = ccfg(cl);
-	cl->pool = pool_get(cfg, cl->database, cl->user, &cl->login->guc);
-	if (cl->pool == NULL) {
+	struct pool *p = pool_get(cfg, cl->worker->gen->users, cl->database, cl->user, &cl->login->guc);
+	if (p == NULL) {
 		client_fatal(cl, "53200", "pgsluice: out of memory", NULL);
 		return;
 	}
-	stats_gauge_move(&cl->pool->stats, SG_CLIENTS, -1, (int)cl->state);
+	pool_client_join(p, &cl->pc, cl->worker);
+	cl->pool = p;
 	learn_scram_keys(cl);
 	forget_login(cl);
 	if (pool_mode_of(cl->pool) == POOL_MODE_TRANSACTION) {
@@ -322,7 +356,7 @@ static void apply_tracked(struct client *cl, struct server *s)
 {
 	/* Most links find the server already agreeing with the client: two
 	 * cached digests say so without comparing any string. */
-	if (relay_tracked_digest_shared(cl->tracked) == relay_tracked_digest(&s->params, &s->tracked_digest))
+	if (tracked_digest_shared(cl->tracked) == tracked_digest(&s->params, &s->tracked_digest))
 		return;
 	const struct params *tracked = pset_params(cl->tracked);
 	char sql[2048];
@@ -352,8 +386,7 @@ static void apply_tracked(struct client *cl, struct server *s)
 
 void client_got_server(struct client *cl, struct server *s)
 {
-	s->client = cl;
-	cl->server = s;
+	relay_link(cl, s);
 	s->saw_fatal = false;
 	apply_tracked(cl, s);
 	if (!cl->login_done) {
@@ -371,11 +404,11 @@ void client_got_server(struct client *cl, struct server *s)
 
 static void request_server(struct client *cl)
 {
-	struct server *s = NULL;
-	cl->wait_started = clock_event_usec();
+	struct pool_server *ps = NULL;
 	if (cl->state != CL_LOGIN_WAIT)
 		client_set_state(cl, CL_WAITING);
-	enum pool_checkout_result r = pool_checkout(cl->pool, cl, cl->worker, &s);
+	enum pool_checkout_result r = pool_checkout(cl->pool, &cl->pc, clock_event_usec(), &ps);
+	struct server *s = ps != NULL ? server_of_pool(ps) : NULL;
 	if (r == POOL_GOT_SERVER) {
 		server_attach(s, cl->worker);
 		client_got_server(cl, s);
@@ -394,7 +427,7 @@ static void request_server(struct client *cl)
 			         cl->pool->name);
 		log_client(cl, LOG_WARNING, "refused: server unreachable (%d failed attempts in a row)",
 		           f.connect_failures_in_row);
-		client_fail_wait(cl, "ERROR", "08006", msg, NULL);
+		client_fail_wait(cl, "08006", msg, NULL);
 		return;
 	}
 	if (r == POOL_REFUSED) {
@@ -415,8 +448,7 @@ static void request_server(struct client *cl)
 		server_start_check(s, cl->worker);
 }
 
-void client_fail_wait(struct client *cl, const char *severity, const char *sqlstate, const char *message,
-                      const char *detail)
+void client_fail_wait(struct client *cl, const char *sqlstate, const char *message, const char *detail)
 {
 	if (cl->closing)
 		return;
@@ -431,12 +463,11 @@ void client_fail_wait(struct client *cl, const char *severity, const char *sqlst
 	cl->conn.body_left = 0;
 	client_set_state(cl, CL_IDLE);
 	client_error(cl, "ERROR", sqlstate, message, detail, NULL, PQ_TXN_IDLE);
-	(void)severity;
 }
 
 void client_server_gone(struct client *cl, bool server_died, bool fatal_relayed)
 {
-	cl->server = NULL;
+	relay_unlink(cl, cl->server);
 	if (cl->closing)
 		return;
 	if (!server_died) {
@@ -621,7 +652,7 @@ static bool split_params(struct client *cl, struct startup *st, char *err, size_
 		if (strncmp(p->name, "_pq_.", 5) == 0 ||
 		    config_list_contains(cfg->ignore_startup_parameters, p->name))
 			continue;
-		if (relay_is_tracked(p->name))
+		if (tracked_param(p->name))
 			ok = params_set(&tracked, p->name, p->value);
 		else
 			ok = params_set(&cl->login->guc, p->name, p->value);
@@ -892,7 +923,8 @@ static void idle_input(struct client *cl)
 		return;
 	}
 	if (cl->is_admin) {
-		admin_input(cl);
+		if (console != NULL)
+			console->input(cl);
 		return;
 	}
 	if (cl->aborted_reason != NULL) {
@@ -1009,17 +1041,14 @@ static void refuse_request(struct client *cl, const char *sqlstate, const char *
 static void wait_timed_out(struct client *cl, int64_t now)
 {
 	struct pool *p = cl->pool;
-	if (!pool_leave_queue(p, cl))
+	if (!pool_leave_queue(p, &cl->pc))
 		return; /* a server is on its way */
-	int size, active, waiting;
-	pthread_mutex_lock(&p->lock);
-	size = p->set->pool_size;
-	active = p->n_servers - p->n_idle;
-	waiting = p->n_waiting;
-	stats_add(&p->stats, ST_WAIT_TIMEOUT, 1);
-	pthread_mutex_unlock(&p->lock);
+	/* The same figures as SHOW POOLS and /health show at this moment. */
+	struct pool_figures f;
+	pool_note_wait_timeout(p, now, &f);
+	int size = f.pool_size, active = f.sv_active, waiting = f.cl_waiting;
 	char msg[300];
-	double waited = (double)(now - cl->wait_started) / 1e6;
+	double waited = (double)(now - cl->pc.wait_started) / 1e6;
 	snprintf(msg, sizeof(msg),
 	         "pgsluice: pool %s saturated: waited %.1fs for a server connection (pool_size=%d active=%d "
 	         "waiting=%d); see SHOW POOLS",
@@ -1099,7 +1128,8 @@ void client_tick(struct worker *w, int64_t now)
 		if (cl->closing)
 			continue;
 		if (cl->admin_pending != NULL) {
-			admin_tick(cl);
+			if (console != NULL)
+				console->tick(cl);
 			continue;
 		}
 		client_count_bytes(cl);
@@ -1120,7 +1150,8 @@ void client_tick(struct worker *w, int64_t now)
 		case CL_LOGIN_WAIT:
 			/* Not cl->server: another worker may be linking it right now.
 			 * Leaving the queue, under the pool lock, says whether it did. */
-			if (cfg->query_wait_timeout > 0 && now - cl->wait_started >= cfg->query_wait_timeout)
+			if (cfg->query_wait_timeout > 0 &&
+			    now - cl->pc.wait_started >= cfg->query_wait_timeout)
 				wait_timed_out(cl, now);
 			break;
 		case CL_IDLE:

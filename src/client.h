@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "pool.h"
 #include "relay.h"
 #include "log.h"
 #include "util/list.h"
@@ -41,13 +42,12 @@ enum client_state {
 #define CLIENT_ADDR_MAX 56
 
 struct client {
+	struct pool_client pc; /* its place in its pool: the queue, hand-offs on their way */
 	uint64_t id;
-	enum client_state state; /* changed only by client_set_state() */
-	int handoffs_pending;    /* messages on their way to our worker about us; guarded by pool.lock */
+	enum client_state state; /* changed only by client_set_state(), on its own worker */
 	struct conn conn;
 	struct worker *worker;
-	struct list worker_node; /* worker->clients */
-	struct list wait_node;   /* pool->waiters while queued; guarded by pool.lock */
+	struct list worker_node; /* worker->clients; worker->reap_clients once closed */
 	struct server
 	    *server; /* linked server (borrowed); set under pool.lock when linked by another thread */
 	struct pool *pool;
@@ -61,13 +61,11 @@ struct client {
 	char *aborted_reason; /* idle_transaction_timeout ended its transaction: why (owned); NULL: normal */
 
 	int64_t connected_at, last_activity; /* monotonic usec */
-	int64_t wait_started; /* when the latest request for a server began; written by the client's worker
-	                         before it queues */
 	uint64_t bytes_in_counted,
 	    bytes_out_counted;           /* parts of conn.bytes_* already added to the pool's stats */
 	uint32_t cancel_pid, cancel_key; /* what we gave the client in BackendKeyData */
 
-	bool queued; /* on pool->waiters; guarded by pool.lock */
+	bool reaping; /* on worker->reap_clients */
 	bool is_admin;
 	bool admin_full; /* in admin_users: may change things, not only look */
 	bool closing;
@@ -92,10 +90,26 @@ struct client_login {
 /* The client's application_name as it stands ("" when it has none). */
 const char *client_app_name(const struct client *cl);
 
+static inline struct client *client_of_pool(struct pool_client *pc)
+{
+	return container_of(pc, struct client, pc);
+}
+
 #define log_client(cl, level, fmt, ...)                                                                      \
 	log_msg(level, "C-%llu %s/%s@%s: " fmt, (unsigned long long)(cl)->id,                                \
 	        (cl)->database ? (cl)->database : "-", (cl)->user ? (cl)->user : "-", (cl)->addr,            \
 	        ##__VA_ARGS__)
+
+/* What answers a client of the virtual databases (the admin console)
+ * instead of a server: chosen at login (is_admin), registered at start, so
+ * the connection machine knows no console. */
+struct client_console {
+	void (*welcome)(struct client *cl); /* authenticated */
+	void (*input)(struct client *cl);   /* a request is in its input buffer */
+	void (*tick)(struct client *cl);    /* worker tick while a command of it is pending */
+	void (*gone)(struct client *cl);    /* about to be freed */
+};
+void client_set_console(const struct client_console *c);
 
 /* A new connection accepted on w; data_waiting: its first bytes are
  * most likely in already (read them at once). */
@@ -103,9 +117,9 @@ void client_accept(struct worker *w, int fd, const char *addr, bool data_waiting
 
 /* s has been linked to cl (directly or by a hand-off that arrived). */
 void client_got_server(struct client *cl, struct server *s);
-/* The pool gave up on finding a server for cl (login to the server failed). */
-void client_fail_wait(struct client *cl, const char *severity, const char *sqlstate, const char *message,
-                      const char *detail);
+/* The pool gave up on finding a server for cl (login to the server failed):
+ * FATAL before the client's login is done, ERROR after. */
+void client_fail_wait(struct client *cl, const char *sqlstate, const char *message, const char *detail);
 /* The linked server finished what cl asked and was released, or died. */
 void client_server_gone(struct client *cl, bool server_died, bool fatal_relayed);
 /* Login finished on the linked server (tracked parameters applied). */

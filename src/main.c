@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "auth/userlist.h"
 #include "config.h"
 #include "doctor.h"
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "pool.h"
 #include "report.h"
+#include "reload.h"
 #include "runtime.h"
 #include "server.h"
 #include "util/clock.h"
@@ -68,23 +70,6 @@ static void usage(FILE *f)
 	           "  -v, --verbose                 debug logging\n");
 }
 
-static void launch_on_a_worker(struct pool *p, void *arg)
-{
-	static unsigned next;
-	(void)arg;
-	/* The launch must run on a worker thread: hand it over. */
-	struct worker *w = &rt.workers[next++ % (unsigned)rt.n_workers];
-	struct worker_msg *m = worker_msg_new(WMSG_LAUNCH);
-	if (m == NULL) {
-		struct list failed;
-		list_init(&failed);
-		pool_connect_failed(p, NULL, "out of memory", &failed);
-		return;
-	}
-	m->pool = p;
-	worker_post(w, m);
-}
-
 static void reload(const char *path)
 {
 	log_msg(LOG_INFO, "reloading %s", path);
@@ -94,9 +79,9 @@ static void reload(const char *path)
 		return;
 	}
 	unsigned long number = g->number;
-	runtime_apply(g);
+	reload_apply(g);
 	struct cfg_gen *cur = runtime_gen_acquire();
-	pool_prewarm(cur->cfg);
+	pool_prewarm(cur->cfg, cur->users);
 	runtime_gen_release(cur);
 	log_msg(LOG_INFO, "reload done (generation %lu)", number);
 }
@@ -134,7 +119,15 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	struct cfg_gen *g = runtime_gen_acquire();
 	int64_t now = clock_now_usec();
-	pool_maintain_all(g->cfg, now, launch_on_a_worker, NULL);
+	struct list works;
+	list_init(&works);
+	pool_maintain_all(g->cfg, now, &works);
+	struct list *n;
+	while ((n = list_pop_head(&works)) != NULL) {
+		struct pool_work *work = container_of(n, struct pool_work, node);
+		server_carry_out(work, NULL);
+		free(work);
+	}
 	report_tick(g->cfg, now);
 	runtime_gen_release(g);
 	if (draining && (atomic_load(&rt.n_clients) == 0 || now >= drain_deadline))
@@ -219,6 +212,8 @@ int main(int argc, char **argv)
 	rt.n_workers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (rt.n_workers < 1)
 		rt.n_workers = 1;
+	stats_set_worker_threads(rt.n_workers);
+	client_set_console(&admin_console);
 	rt.workers = calloc((size_t)rt.n_workers, sizeof(struct worker));
 	main_base = event_base_new();
 	if (rt.workers == NULL || main_base == NULL)
@@ -249,7 +244,7 @@ int main(int argc, char **argv)
 	evsignal_add(sig_term, NULL);
 	evsignal_add(sig_int, NULL);
 	event_add(janitor, &tv);
-	pool_prewarm(cfg);
+	pool_prewarm(cfg, g->users);
 	for (int i = 0; i < rt.n_workers; i++)
 		worker_start(&rt.workers[i]);
 	log_msg(LOG_INFO, "pgsluice %s listening on %s:%d with %d workers", PGSLUICE_VERSION,
@@ -273,7 +268,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < rt.n_workers; i++)
 		worker_close_all(&rt.workers[i]);
 	/* Idle servers' events live on the workers' bases: free them first. */
-	pool_registry_destroy(true);
+	pool_registry_destroy(server_free_idle);
 	for (int i = 0; i < rt.n_workers; i++)
 		worker_destroy(&rt.workers[i]);
 	event_free(sig_hup);

@@ -1,18 +1,26 @@
-/* pool.c — pools, their idle lists and wait queues, and the registry of
- * pools. Every figure a pool reports is changed here, under its lock, in the
- * same step that moves the object it counts. */
+/* pool.c — pools, their server lists and wait queues, and the registry of
+ * pools. A server's state is the list it is on, moved by move_server()
+ * under the pool's lock, so every figure a pool reports is a list length
+ * and cannot drift from what is on the lists. */
 #include "pool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "auth/userlist.h"
 #include "log.h"
-#include "runtime.h"
-#include "server.h"
+#include "util/assert.h"
 #include "util/clock.h"
-#include "worker.h"
+
+/* The first wait after a failed connect; it doubles up to server_login_retry,
+ * so a server coming back is found within seconds and one that is down is
+ * not hammered. */
+#define BACKOFF_FIRST_USEC 250000
+
+/* How far down the idle list and the queue a same-worker match is looked
+ * for: a short scan keeps checkout O(1) when workers are unbalanced. */
+#define SAME_WORKER_SCAN 8
 
 static pthread_mutex_t registry_lock =
     PTHREAD_MUTEX_INITIALIZER; /* guards the three lists; taken before a pool's lock */
@@ -70,8 +78,8 @@ static void settings_free(struct pool_settings *s)
 }
 
 /* Everything a pool's servers need, resolved from one configuration. */
-static struct pool_settings *settings_build(const struct config *cfg, const char *db_name,
-                                            const char *user_name)
+static struct pool_settings *settings_build(const struct config *cfg, const struct userlist *users,
+                                            const char *db_name, const char *user_name)
 {
 	const struct db_config *db = config_find_db(cfg, db_name);
 	const struct user_config *u = config_find_user(cfg, user_name);
@@ -101,24 +109,52 @@ static struct pool_settings *settings_build(const struct config *cfg, const char
 	                     : -1;
 	s->reserve_size = db->reserve_pool >= 0 ? db->reserve_pool : cfg->reserve_pool_size;
 	s->reserve_timeout = (int64_t)cfg->reserve_pool_timeout;
-	s->login_retry = cfg->server_login_retry > 250000 ? (int64_t)cfg->server_login_retry : 250000;
+	s->login_retry = cfg->server_login_retry > BACKOFF_FIRST_USEC ? (int64_t)cfg->server_login_retry
+	                                                              : BACKOFF_FIRST_USEC;
 	s->mode = config_effective_pool_mode(cfg, db, u);
 	s->read_only = db->read_only;
 	if (db->password != NULL) {
 		s->password = strdup(db->password);
 	} else {
-		/* The auth_file secret of the user we log in as, when there is one. */
-		struct cfg_gen *g = runtime_gen_acquire();
-		const char *secret =
-		    g != NULL && g->users != NULL ? userlist_find(g->users, s->server_user) : NULL;
+		/* The auth_file secret of the user we log in as, from the same
+		 * generation as cfg (a reload's new secret, not the old one). */
+		const char *secret = users != NULL ? userlist_find(users, s->server_user) : NULL;
 		s->password = str_dup(secret);
-		runtime_gen_release(g);
 	}
 	return s;
 }
 
-struct pool *pool_get(const struct config *cfg, const char *db_name, const char *user_name,
-                      const struct params *guc)
+void pool_work_init(struct pool_work *w, struct pool *p)
+{
+	list_init(&w->node);
+	w->pool = p;
+	w->launch = 0;
+	list_init(&w->handed);
+	list_init(&w->close);
+	list_init(&w->failed);
+}
+
+static struct pool_work *work_new(struct pool *p)
+{
+	struct pool_work *w = malloc(sizeof(*w));
+	if (w != NULL)
+		pool_work_init(w, p);
+	return w;
+}
+
+/* Append w to works when it holds something to do, free it otherwise. */
+static void work_keep(struct list *works, struct pool_work *w)
+{
+	if (w == NULL)
+		return;
+	if (pool_work_empty(w))
+		free(w);
+	else
+		list_add_tail(works, &w->node);
+}
+
+struct pool *pool_get(const struct config *cfg, const struct userlist *users, const char *db_name,
+                      const char *user_name, const struct params *guc)
 {
 	char *key = params_canonical(guc);
 	if (key == NULL)
@@ -139,17 +175,18 @@ struct pool *pool_get(const struct config *cfg, const char *db_name, const char 
 	if (p == NULL)
 		goto fail;
 	pthread_mutex_init(&p->lock, NULL);
-	if (!stats_init(&p->stats, rt.n_workers))
+	if (!stats_init(&p->stats, stats_worker_threads()))
 		goto fail;
-	list_init(&p->idle);
-	list_init(&p->waiters);
+	for (int i = 0; i < SV_LISTS; i++)
+		clist_init(&p->servers[i]);
+	clist_init(&p->waiters);
 	list_init(&p->node);
 	p->params_key = key;
 	key = NULL;
 	p->db_name = strdup(db_name);
 	p->user_name = strdup(user_name);
 	p->name = str_printf("%s/%s", user_name, db_name);
-	p->set = settings_build(cfg, db_name, user_name);
+	p->set = settings_build(cfg, users, db_name, user_name);
 	p->db_limit = limit_get(&db_limits, db_name);
 	p->user_limit = limit_get(&user_limits, user_name);
 	if (p->db_name == NULL || p->user_name == NULL || p->name == NULL || p->set == NULL ||
@@ -180,26 +217,26 @@ fail:
 	return NULL;
 }
 
-void pool_prewarm(const struct config *cfg)
+void pool_prewarm(const struct config *cfg, const struct userlist *users)
 {
 	struct params none = PARAMS_INIT;
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		const struct db_config *db = &cfg->dbs[i];
 		if (db->user != NULL && config_effective_min_pool_size(cfg, db) > 0 &&
-		    pool_get(cfg, db->name, db->user, &none) == NULL)
+		    pool_get(cfg, users, db->name, db->user, &none) == NULL)
 			log_msg(LOG_WARNING, "pool %s/%s: cannot create it ahead of clients (out of memory)",
 			        db->user, db->name);
 	}
 }
 
-void pool_reconfigure_all(const struct config *cfg)
+void pool_reconfigure_all(const struct config *cfg, const struct userlist *users)
 {
 	pthread_mutex_lock(&registry_lock);
 	struct list *it;
 	list_for_each(it, &pools)
 	{
 		struct pool *p = container_of(it, struct pool, node);
-		struct pool_settings *s = settings_build(cfg, p->db_name, p->user_name);
+		struct pool_settings *s = settings_build(cfg, users, p->db_name, p->user_name);
 		if (s == NULL)
 			continue;
 		pthread_mutex_lock(&p->lock);
@@ -213,13 +250,83 @@ void pool_reconfigure_all(const struct config *cfg)
 	pthread_mutex_unlock(&registry_lock);
 }
 
-/* Under lock: may one more server be opened? Counts it if so. */
+/* --- the lists (all under p->lock) --- */
+
+/* Every server of the pool, those decided but not started included. */
+static int n_servers(const struct pool *p)
+{
+	int n = p->n_launching;
+	for (int i = 0; i < SV_LISTS; i++)
+		n += p->servers[i].n;
+	return n;
+}
+
+static int n_connecting(const struct pool *p)
+{
+	return p->n_launching + p->servers[SV_CONNECTING].n + p->servers[SV_LOGIN].n;
+}
+
+/* The moves a server can make; anything else is a bug. */
+static bool server_move_ok(enum server_state from, enum server_state to)
+{
+	if (to == SV_CLOSED)
+		return from != SV_CLOSED;
+	switch (from) {
+	case SV_CONNECTING:
+		return to == SV_LOGIN;
+	case SV_LOGIN:
+	case SV_RESET:
+	case SV_TESTING:
+		return to == SV_IDLE || to == SV_ACTIVE;
+	case SV_IDLE:
+		return to == SV_ACTIVE || to == SV_TESTING || to == SV_RESET;
+	case SV_ACTIVE:
+		return to == SV_ACTIVE || to == SV_IDLE || to == SV_RESET;
+	case SV_CLOSED:
+		return false;
+	}
+	return false;
+}
+
+/* The one place a server changes state: off its list, onto the new one. */
+static void move_server(struct pool *p, struct pool_server *ps, enum server_state to)
+{
+	PGS_ASSERT(server_move_ok(ps->state, to));
+	if (ps->state != SV_CLOSED)
+		clist_del(&p->servers[ps->state], &ps->node);
+	if (to == SV_IDLE)
+		clist_add_head(&p->servers[to], &ps->node); /* most recent first */
+	else if (to != SV_CLOSED)
+		clist_add_tail(&p->servers[to], &ps->node);
+	ps->state = to;
+}
+
+static void enqueue(struct pool *p, struct pool_client *pc)
+{
+	PGS_ASSERT(!pc->queued);
+	clist_add_tail(&p->waiters, &pc->node);
+	pc->queued = true;
+}
+
+static void dequeue(struct pool *p, struct pool_client *pc)
+{
+	PGS_ASSERT(pc->queued);
+	clist_del(&p->waiters, &pc->node);
+	pc->queued = false;
+}
+
+static struct pool_client *head_waiter(const struct pool *p)
+{
+	struct list *n = clist_first(&p->waiters);
+	return n != NULL ? container_of(n, struct pool_client, node) : NULL;
+}
+
 /* Count one more connection to open, if the pool's size (or cap), the
  * connect pacing, the login backoff and the shared limits allow it. */
 static bool reserve_launch_upto(struct pool *p, int cap)
 {
 	struct pool_settings *s = p->set;
-	if (s->removed || p->paused || p->n_servers >= cap || p->n_connecting >= s->connect_concurrency)
+	if (s->removed || p->paused || n_servers(p) >= cap || n_connecting(p) >= s->connect_concurrency)
 		return false;
 	if (p->retry_at > 0 && clock_now_usec() < p->retry_at)
 		return false; /* server_login_retry: the server failed us a moment ago */
@@ -237,8 +344,7 @@ static bool reserve_launch_upto(struct pool *p, int cap)
 	}
 	if (s->max_user_connections <= 0)
 		atomic_fetch_add(&p->user_limit->used, 1);
-	p->n_servers++;
-	p->n_connecting++;
+	p->n_launching++;
 	return true;
 }
 
@@ -247,19 +353,19 @@ static bool reserve_launch(struct pool *p)
 	return reserve_launch_upto(p, p->set->pool_size);
 }
 
-static void link_pair(struct client *cl, struct server *s)
+static void count_out(struct pool *p)
 {
-	cl->server = s;
-	s->client = cl;
+	atomic_fetch_sub(&p->db_limit->used, 1);
+	atomic_fetch_sub(&p->user_limit->used, 1);
 }
 
-/* Under p->lock: cl has just been linked to a server. */
-static void note_assignment(struct pool *p, struct client *cl)
+/* A client has just been given a server: its wait is observed. */
+static void note_assignment(struct pool *p, const struct pool_client *pc)
 {
 	/* Both instants may come from callback-start readings on two threads
 	 * (clock_event_usec), each early by up to its callback's length: the
 	 * difference may come out below 0, and counts as 0. */
-	int64_t waited = cl->wait_started > 0 ? clock_event_usec() - cl->wait_started : 0;
+	int64_t waited = pc->wait_started > 0 ? clock_event_usec() - pc->wait_started : 0;
 	if (waited < 0)
 		waited = 0;
 	stats_add(&p->stats, ST_ASSIGN, 1);
@@ -268,225 +374,214 @@ static void note_assignment(struct pool *p, struct client *cl)
 	stats_note_max(&p->stats.wait_max_usec, waited);
 }
 
-/* Under p->lock: the first waiter leaves the queue linked to s. */
-static struct client *link_waiter(struct pool *p, struct client *cl, struct server *s)
-{
-	list_del(&cl->wait_node);
-	cl->queued = false;
-	p->n_waiting--;
-	server_set_state(s, SV_ACTIVE);
-	link_pair(cl, s);
-	note_assignment(p, cl);
-	return cl;
-}
-
-static struct client *link_head_waiter(struct pool *p, struct server *s)
-{
-	return link_waiter(p, container_of(p->waiters.next, struct client, wait_node), s);
-}
-
 /* Waiters that queued within this long (0.25 ms) of the longest waiter count as
  * arriving together. */
 #define SIMULTANEOUS_USEC 250
 
-/* Under p->lock, waiters not empty: who gets a server that worker w returns.
- * The longest waiter, unless one that arrived together with it lives on w:
- * that one takes the server with no hand-off to another thread (a message,
- * a wake-up and moving the server's events). Under load most releases find
+/* Waiters not empty: who gets a server that worker w returns. The longest
+ * waiter, unless one that arrived together with it lives on w: that one
+ * takes the server with no hand-off to another thread (a message, a
+ * wake-up and moving the server's events). Under load most releases find
  * one, so the queue stays first come, first served to within 0.25 ms. */
-static struct client *pick_waiter(struct pool *p, struct worker *w)
+static struct pool_client *pick_waiter(struct pool *p, struct worker *w)
 {
-	struct client *head = container_of(p->waiters.next, struct client, wait_node);
+	struct pool_client *head = head_waiter(p);
 	if (head->worker == w)
 		return head;
 	int scanned = 0;
-	for (struct list *it = head->wait_node.next; it != &p->waiters && scanned < 8;
+	for (struct list *it = head->node.next; it != &p->waiters.head && scanned < SAME_WORKER_SCAN;
 	     it = it->next, scanned++) {
-		struct client *cl = container_of(it, struct client, wait_node);
-		if (cl->wait_started - head->wait_started > SIMULTANEOUS_USEC)
+		struct pool_client *pc = container_of(it, struct pool_client, node);
+		if (pc->wait_started - head->wait_started > SIMULTANEOUS_USEC)
 			break;
-		if (cl->worker == w)
-			return cl;
+		if (pc->worker == w)
+			return pc;
 	}
 	return head;
 }
 
-void pool_connect_succeeded(struct pool *p)
+/* The first waiter leaves the queue with ps (made ACTIVE). */
+static void give_to_waiter(struct pool *p, struct pool_server *ps, struct pool_client *pc)
 {
-	pthread_mutex_lock(&p->lock);
-	p->n_connecting--;
-	p->connect_failures_in_row = 0;
-	p->retry_at = 0;
-	free(p->last_connect_error);
-	p->last_connect_error = NULL;
-	pthread_mutex_unlock(&p->lock);
+	dequeue(p, pc);
+	move_server(p, ps, SV_ACTIVE);
+	note_assignment(p, pc);
 }
 
-/* Whether idle server s must pass server_check_query before use. now is
+/* Whether idle server ps must pass server_check_query before use. now is
  * the start of the caller's callback (clock_event_usec) and idle_since that
  * of another worker's, so the difference may be slightly negative: a delay
  * of 0 means every time, whatever the difference. */
-static bool idle_too_long(const struct server *s, int64_t delay, int64_t now)
+static bool idle_too_long(const struct pool_server *ps, int64_t delay, int64_t now)
 {
-	return delay == 0 || (delay > 0 && now - s->idle_since > delay);
+	return delay == 0 || (delay > 0 && now - ps->idle_since > delay);
 }
 
-enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struct worker *w,
-                                        struct server **out)
+/* --- clients --- */
+
+void pool_client_join(struct pool *p, struct pool_client *pc, struct worker *w)
+{
+	pthread_mutex_lock(&p->lock);
+	pc->worker = w;
+	p->n_clients++;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_client_leave(struct pool *p, struct pool_client *pc)
+{
+	pthread_mutex_lock(&p->lock);
+	if (pc->queued)
+		dequeue(p, pc);
+	p->n_clients--;
+	pthread_mutex_unlock(&p->lock);
+}
+
+enum pool_checkout_result pool_checkout(struct pool *p, struct pool_client *pc, int64_t now,
+                                        struct pool_server **out)
 {
 	enum pool_checkout_result r = POOL_WAIT;
 	*out = NULL;
 	pthread_mutex_lock(&p->lock);
-	int64_t now = clock_event_usec();
+	pc->wait_started = now;
 	int64_t delay = p->set->check_delay;
-	/* Idle servers are kept most recent first: the head is the freshest. */
 	/* Waiters that only wait for a server being checked do not hold the
 	 * others back: with them alone in the queue, an idle server is handed
 	 * out at once. Otherwise the queue, once started by a check, would feed
 	 * itself while idle servers sat unused. */
-	if (!list_empty(&p->idle) && p->n_waiting <= p->n_testing && !p->paused) {
-		/* Prefer a fresh server already on this worker: no cross-thread event move. */
-		struct server *pick = NULL;
+	if (p->servers[SV_IDLE].n > 0 && p->waiters.n <= p->servers[SV_TESTING].n && !p->paused) {
+		/* Idle servers are kept most recent first: the head is the freshest.
+		 * Prefer a fresh one already on this worker: no cross-thread event move. */
+		struct pool_server *pick = NULL;
 		int scanned = 0;
 		struct list *it;
-		list_for_each(it, &p->idle)
+		list_for_each(it, &p->servers[SV_IDLE].head)
 		{
-			struct server *s = container_of(it, struct server, pool_node);
+			struct pool_server *ps = container_of(it, struct pool_server, node);
 			if (pick == NULL)
-				pick = s;
-			if (s->worker == w && !idle_too_long(s, delay, now)) {
-				pick = s;
+				pick = ps;
+			if (ps->idle_worker == pc->worker && !idle_too_long(ps, delay, now)) {
+				pick = ps;
 				break;
 			}
-			if (++scanned >= 8)
+			if (++scanned >= SAME_WORKER_SCAN)
 				break;
 		}
-		list_del(&pick->pool_node);
-		p->n_idle--;
+		*out = pick;
 		if (idle_too_long(pick, delay, now)) {
 			/* Idle too long to trust: the client queues while it is checked;
 			 * whichever server is ready first serves it. */
-			server_set_state(pick, SV_TESTING);
-			p->n_testing++;
-			list_add_tail(&p->waiters, &cl->wait_node);
-			cl->queued = true;
-			p->n_waiting++;
-			*out = pick;
+			move_server(p, pick, SV_TESTING);
+			enqueue(p, pc);
 			pthread_mutex_unlock(&p->lock);
 			return POOL_WAIT_CHECK;
 		}
-		server_set_state(pick, SV_ACTIVE);
-		link_pair(cl, pick);
-		note_assignment(p, cl);
-		*out = pick;
+		move_server(p, pick, SV_ACTIVE);
+		note_assignment(p, pc);
 		pthread_mutex_unlock(&p->lock);
 		return POOL_GOT_SERVER;
 	}
-	if (p->n_servers == 0 && p->retry_at > 0 && now < p->retry_at && !p->paused) {
+	if (n_servers(p) == 0 && p->retry_at > 0 && now < p->retry_at && !p->paused) {
 		/* Nothing to wait for: the server failed us a moment ago. */
 		pthread_mutex_unlock(&p->lock);
 		return POOL_UNREACHABLE;
 	}
-	if (p->set->max_waiting > 0 && p->n_waiting >= p->set->max_waiting) {
+	if (p->set->max_waiting > 0 && p->waiters.n >= p->set->max_waiting) {
 		stats_add(&p->stats, ST_REFUSED_QUEUE, 1);
 		pthread_mutex_unlock(&p->lock);
 		return POOL_REFUSED;
 	}
-	list_add_tail(&p->waiters, &cl->wait_node);
-	cl->queued = true;
-	p->n_waiting++;
+	enqueue(p, pc);
 	if (reserve_launch(p))
 		r = POOL_WAIT_LAUNCH;
 	pthread_mutex_unlock(&p->lock);
 	return r;
 }
 
-struct client *pool_give(struct pool *p, struct server *s, struct worker *w, bool *close_it)
+enum pool_give_result pool_give(struct pool *p, struct pool_server *ps, struct worker *w,
+                                struct pool_client **to)
 {
-	struct client *cl = NULL;
-	*close_it = false;
+	enum pool_give_result r;
+	*to = NULL;
 	pthread_mutex_lock(&p->lock);
-	if (s->state == SV_TESTING)
-		p->n_testing--;
 	/* Above the size (reserve connections, a smaller size after a reload),
 	 * a server still serves the queue, and is closed once nobody waits. */
-	bool surplus = p->n_servers > p->set->pool_size && (list_empty(&p->waiters) || p->paused);
-	if (surplus || p->set->removed || s->epoch != atomic_load(&p->epoch)) {
-		*close_it = true;
-	} else if (!list_empty(&p->waiters) && !p->paused) {
-		cl = link_waiter(p, pick_waiter(p, w), s);
-		if (cl->worker != w)
-			cl->handoffs_pending++;
+	bool surplus = n_servers(p) > p->set->pool_size && (p->waiters.n == 0 || p->paused);
+	if (surplus || p->set->removed || ps->epoch != atomic_load(&p->epoch)) {
+		r = POOL_GIVE_CLOSE;
+	} else if (p->waiters.n > 0 && !p->paused) {
+		struct pool_client *pc = pick_waiter(p, w);
+		give_to_waiter(p, ps, pc);
+		if (pc->worker != w)
+			pc->handoffs_pending++;
+		*to = pc;
+		r = POOL_GIVE_WAITER;
 	} else {
-		server_set_state(s, SV_IDLE);
-		s->idle_since = clock_event_usec();
-		/* Armed before the server becomes visible on the idle list, so no
-		 * other thread can take it while its watch is half set up. */
-		server_arm_idle_watch(s, w);
-		list_add_head(&p->idle, &s->pool_node);
-		p->n_idle++;
+		ps->idle_since = clock_event_usec();
+		ps->idle_worker = w;
+		move_server(p, ps, SV_IDLE);
+		r = POOL_GIVE_IDLE;
 	}
 	pthread_mutex_unlock(&p->lock);
-	return cl;
+	return r;
 }
 
-bool pool_leave_queue(struct pool *p, struct client *cl)
+bool pool_leave_queue(struct pool *p, struct pool_client *pc)
 {
 	bool left = false;
 	pthread_mutex_lock(&p->lock);
-	if (cl->queued) {
-		list_del(&cl->wait_node);
-		cl->queued = false;
-		p->n_waiting--;
+	if (pc->queued) {
+		dequeue(p, pc);
 		left = true;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return left;
 }
 
-int pool_handoffs_pending(struct pool *p, struct client *cl, int delta)
+int pool_handoffs_pending(struct pool *p, struct pool_client *pc, int delta)
 {
 	pthread_mutex_lock(&p->lock);
-	cl->handoffs_pending += delta;
-	int n = cl->handoffs_pending;
+	pc->handoffs_pending += delta;
+	int n = pc->handoffs_pending;
 	pthread_mutex_unlock(&p->lock);
 	return n;
 }
 
-static void count_out(struct pool *p)
-{
-	p->n_servers--;
-	atomic_fetch_sub(&p->db_limit->used, 1);
-	atomic_fetch_sub(&p->user_limit->used, 1);
-}
+/* --- servers --- */
 
-bool pool_server_closed(struct pool *p, struct server *s)
+void pool_server_add(struct pool *p, struct pool_server *ps)
 {
 	pthread_mutex_lock(&p->lock);
-	if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
-		p->n_connecting--;
-	if (s->state == SV_TESTING)
-		p->n_testing--;
-	if (list_linked(&s->pool_node)) {
-		list_del(&s->pool_node);
-		p->n_idle--;
-	}
+	PGS_ASSERT(p->n_launching > 0);
+	p->n_launching--;
+	ps->state = SV_CONNECTING;
+	clist_add_tail(&p->servers[SV_CONNECTING], &ps->node);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_server_move(struct pool *p, struct pool_server *ps, enum server_state to)
+{
+	pthread_mutex_lock(&p->lock);
+	move_server(p, ps, to);
+	pthread_mutex_unlock(&p->lock);
+}
+
+bool pool_server_closed(struct pool *p, struct pool_server *ps)
+{
+	pthread_mutex_lock(&p->lock);
+	move_server(p, ps, SV_CLOSED);
 	count_out(p);
-	bool launch = !list_empty(&p->waiters) && reserve_launch(p);
+	bool launch = p->waiters.n > 0 && reserve_launch(p);
 	pthread_mutex_unlock(&p->lock);
 	return launch;
 }
 
-bool pool_connect_failed(struct pool *p, struct server *s, const char *why, struct list *failed)
+/* Under lock: a connection is counted out after a failure; backoff, and
+ * with no server left every waiter goes to work->failed. */
+static void connect_failed_locked(struct pool *p, const char *why, struct pool_work *work)
 {
-	stats_add(&p->stats, ST_CONNECT_FAIL, 1);
-	pthread_mutex_lock(&p->lock);
-	p->n_connecting--;
+	count_out(p);
 	p->connect_failures_in_row++;
-	/* Back off before trying again: 250 ms doubling up to server_login_retry,
-	 * so a server coming back is found within seconds and a server that is
-	 * down is not hammered. */
-	int64_t backoff = 250000;
+	int64_t backoff = BACKOFF_FIRST_USEC;
 	for (int i = 1; i < p->connect_failures_in_row && backoff < p->set->login_retry; i++)
 		backoff *= 2;
 	if (backoff > p->set->login_retry)
@@ -499,55 +594,151 @@ bool pool_connect_failed(struct pool *p, struct server *s, const char *why, stru
 			p->last_connect_error = copy;
 		}
 	}
-	count_out(p);
 	/* With no server left there is nothing to wait for: fail everyone now
 	 * with the server's own reason instead of letting them time out. */
-	if (p->n_servers == 0) {
-		struct list *n;
-		while ((n = list_pop_head(&p->waiters)) != NULL) {
-			struct client *cl = container_of(n, struct client, wait_node);
-			cl->queued = false;
-			cl->handoffs_pending++;
-			p->n_waiting--;
-			list_add_tail(failed, &cl->wait_node);
+	if (n_servers(p) == 0) {
+		struct pool_client *pc;
+		while ((pc = head_waiter(p)) != NULL) {
+			dequeue(p, pc);
+			pc->handoffs_pending++;
+			list_add_tail(&work->failed, &pc->node);
 		}
 	}
+}
+
+void pool_connect_failed(struct pool *p, struct pool_server *ps, const char *why, struct pool_work *work)
+{
+	stats_add(&p->stats, ST_CONNECT_FAIL, 1);
+	pthread_mutex_lock(&p->lock);
+	move_server(p, ps, SV_CLOSED);
+	connect_failed_locked(p, why, work);
 	pthread_mutex_unlock(&p->lock);
-	(void)s;
-	return false;
+}
+
+void pool_launch_abandoned(struct pool *p, const char *why, struct pool_work *work)
+{
+	stats_add(&p->stats, ST_CONNECT_FAIL, 1);
+	pthread_mutex_lock(&p->lock);
+	PGS_ASSERT(p->n_launching > 0);
+	p->n_launching--;
+	connect_failed_locked(p, why, work);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_connect_succeeded(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->connect_failures_in_row = 0;
+	p->retry_at = 0;
+	free(p->last_connect_error);
+	p->last_connect_error = NULL;
+	pthread_mutex_unlock(&p->lock);
+}
+
+bool pool_take_idle(struct pool *p, struct pool_server *ps)
+{
+	bool taken = false;
+	pthread_mutex_lock(&p->lock);
+	if (ps->state == SV_IDLE) {
+		move_server(p, ps, SV_RESET);
+		taken = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return taken;
+}
+
+bool pool_connect_target(struct pool *p, struct pool_target *t)
+{
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_lock(&p->lock);
+	struct pool_settings *st = p->set;
+	bool ok = true;
+	if (st->hosts != NULL) {
+		int n = 1;
+		for (const char *c = st->hosts; *c; c++)
+			n += *c == ',';
+		int pick = (int)(p->next_host++ % (unsigned)n);
+		const char *start = st->hosts;
+		for (int i = 0; i < pick; i++)
+			start = strchr(start, ',') + 1;
+		t->host = strndup(start, strcspn(start, ","));
+		ok = t->host != NULL;
+	}
+	t->port = st->port;
+	t->dbname = str_dup(st->dbname);
+	t->user = str_dup(st->server_user);
+	t->password = str_dup(st->password);
+	ok = ok && params_copy(&t->startup, &p->guc);
+	if (st->application_name != NULL)
+		ok = ok && params_set(&t->startup, "application_name", st->application_name);
+	/* Enforced by the server itself, and kept across DISCARD ALL because
+	 * it is a startup value, whichever host this connection reaches. */
+	if (st->read_only)
+		ok = ok && params_set(&t->startup, "default_transaction_read_only", "on");
+	t->have_scram_keys = p->have_scram_keys;
+	if (t->have_scram_keys)
+		memcpy(t->scram_client_key, p->scram_client_key, SCRAM_KEY_LEN);
+	pthread_mutex_unlock(&p->lock);
+	return ok && t->dbname != NULL && t->user != NULL && (st->password == NULL || t->password != NULL);
+}
+
+void pool_target_clear(struct pool_target *t)
+{
+	free(t->host);
+	free(t->dbname);
+	free(t->user);
+	free(t->password);
+	params_clear(&t->startup);
+	memset(t, 0, sizeof(*t));
+}
+
+/* --- figures --- */
+
+static void figures_locked(struct pool *p, int64_t now_usec, struct pool_figures *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->mode = pool_mode_of(p);
+	f->paused = p->paused;
+	f->sv_active = p->servers[SV_ACTIVE].n;
+	f->sv_idle = p->servers[SV_IDLE].n;
+	f->sv_used = p->servers[SV_RESET].n;
+	f->sv_tested = p->servers[SV_TESTING].n;
+	f->sv_login = n_connecting(p);
+	f->sv_total = n_servers(p);
+	f->cl_waiting = p->waiters.n;
+	/* Every linked client holds exactly one ACTIVE server. */
+	f->cl_active = p->servers[SV_ACTIVE].n;
+	f->cl_idle = p->n_clients - f->cl_waiting - f->cl_active;
+	if (f->cl_idle < 0)
+		f->cl_idle = 0; /* a server on its way to a client that is leaving */
+	f->pool_size = p->set->pool_size;
+	const struct pool_client *head = head_waiter(p);
+	if (head != NULL && head->wait_started > 0)
+		f->maxwait_usec = now_usec - head->wait_started;
+	f->connect_failures_in_row = p->connect_failures_in_row;
+	snprintf(f->last_error, sizeof(f->last_error), "%s",
+	         p->last_connect_error ? p->last_connect_error : "");
 }
 
 void pool_figures(struct pool *p, int64_t now_usec, struct pool_figures *f)
 {
-	memset(f, 0, sizeof(*f));
-	f->cl_active = stats_gauge(&p->stats, SG_CLIENTS, CL_ACTIVE);
-	f->cl_idle = stats_gauge(&p->stats, SG_CLIENTS, CL_IDLE);
-	f->sv_active = stats_gauge(&p->stats, SG_SERVERS, SV_ACTIVE);
-	f->sv_used = stats_gauge(&p->stats, SG_SERVERS, SV_RESET);
-	f->sv_tested = stats_gauge(&p->stats, SG_SERVERS, SV_TESTING);
-	f->sv_login =
-	    stats_gauge(&p->stats, SG_SERVERS, SV_CONNECTING) + stats_gauge(&p->stats, SG_SERVERS, SV_LOGIN);
-	f->mode = pool_mode_of(p);
 	pthread_mutex_lock(&p->lock);
-	f->paused = p->paused;
-	f->cl_waiting = p->n_waiting;
-	f->sv_idle = p->n_idle;
-	f->pool_size = p->set->pool_size;
-	if (!list_empty(&p->waiters)) {
-		const struct client *head = container_of(p->waiters.next, struct client, wait_node);
-		if (head->wait_started > 0)
-			f->maxwait_usec = now_usec - head->wait_started;
-	}
-	f->connect_failures_in_row = p->connect_failures_in_row;
-	snprintf(f->last_error, sizeof(f->last_error), "%s",
-	         p->last_connect_error ? p->last_connect_error : "");
+	figures_locked(p, now_usec, f);
 	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_note_wait_timeout(struct pool *p, int64_t now_usec, struct pool_figures *f)
+{
+	stats_add(&p->stats, ST_WAIT_TIMEOUT, 1);
+	pool_figures(p, now_usec, f);
 }
 
 bool pool_figures_unreachable(const struct pool_figures *f)
 {
 	return f->connect_failures_in_row > 0 && f->sv_active + f->sv_idle + f->sv_used == 0;
 }
+
+/* --- admin verbs --- */
 
 static bool matches(const struct pool *p, const char *db)
 {
@@ -603,35 +794,37 @@ bool pool_db_quiet(const char *db)
 	list_for_each(it, &pools)
 	{
 		struct pool *p = container_of(it, struct pool, node);
-		if (matches(p, db) && stats_gauge(&p->stats, SG_SERVERS, SV_ACTIVE) +
-		                              stats_gauge(&p->stats, SG_SERVERS, SV_RESET) >
-		                          0)
+		if (!matches(p, db))
+			continue;
+		pthread_mutex_lock(&p->lock);
+		if (p->servers[SV_ACTIVE].n + p->servers[SV_RESET].n > 0)
 			quiet = false;
+		pthread_mutex_unlock(&p->lock);
 	}
 	pthread_mutex_unlock(&registry_lock);
 	return quiet;
 }
 
-/* Under p->lock: pair waiters with idle servers; returns launches needed. */
-static int serve_queue_locked(struct pool *p, struct list *handed)
+/* Under p->lock: pair waiters with idle servers and count connections for
+ * the rest. */
+static void serve_queue_locked(struct pool *p, struct pool_work *work)
 {
-	int n_launch = 0;
-	while (!list_empty(&p->waiters) && !list_empty(&p->idle)) {
-		struct server *s = container_of(list_pop_head(&p->idle), struct server, pool_node);
-		p->n_idle--;
-		link_head_waiter(p, s)->handoffs_pending++;
-		list_add_tail(handed, &s->pool_node);
+	while (p->waiters.n > 0 && p->servers[SV_IDLE].n > 0) {
+		struct pool_server *ps =
+		    container_of(clist_first(&p->servers[SV_IDLE]), struct pool_server, node);
+		struct pool_client *pc = head_waiter(p);
+		give_to_waiter(p, ps, pc);
+		pc->handoffs_pending++;
+		ps->to = pc;
+		list_add_tail(&work->handed, &ps->work_node);
 	}
-	while (p->n_waiting > p->n_connecting && reserve_launch(p))
-		n_launch++;
-	return n_launch;
+	while (p->waiters.n > n_connecting(p) && reserve_launch(p))
+		work->launch++;
 }
 
-int pool_resume_db(const char *db)
+int pool_resume_db(const char *db, struct list *works)
 {
 	int n = 0;
-	struct list handed;
-	list_init(&handed);
 	pthread_mutex_lock(&registry_lock);
 	if (db == NULL) {
 		paused.all = false;
@@ -653,19 +846,15 @@ int pool_resume_db(const char *db)
 		if (!matches(p, db))
 			continue;
 		n++;
+		struct pool_work *work = work_new(p);
 		pthread_mutex_lock(&p->lock);
 		p->paused = db_paused_locked(p->db_name);
-		int n_launch = p->paused ? 0 : serve_queue_locked(p, &handed);
+		if (!p->paused && work != NULL)
+			serve_queue_locked(p, work);
 		pthread_mutex_unlock(&p->lock);
-		for (int k = 0; k < n_launch; k++)
-			server_launch(p, worker_self());
+		work_keep(works, work);
 	}
 	pthread_mutex_unlock(&registry_lock);
-	struct list *sn;
-	while ((sn = list_pop_head(&handed)) != NULL) {
-		struct server *s = container_of(sn, struct server, pool_node);
-		server_hand_off(s, s->client);
-	}
 	return n;
 }
 
@@ -686,19 +875,7 @@ int pool_reconnect_db(const char *db)
 	return n;
 }
 
-bool pool_take_idle(struct pool *p, struct server *s)
-{
-	bool taken = false;
-	pthread_mutex_lock(&p->lock);
-	if (s->state == SV_IDLE && list_linked(&s->pool_node)) {
-		list_del(&s->pool_node);
-		p->n_idle--;
-		server_set_state(s, SV_RESET);
-		taken = true;
-	}
-	pthread_mutex_unlock(&p->lock);
-	return taken;
-}
+/* --- what servers learn for the pool --- */
 
 void pool_learn_params(struct pool *p, const struct params *server_params)
 {
@@ -729,109 +906,114 @@ void pool_learn_scram_keys(struct pool *p, const uint8_t ck[SCRAM_KEY_LEN], cons
 	pthread_mutex_unlock(&p->lock);
 }
 
-void pool_maintain_all(const struct config *cfg, int64_t now, pool_launch_fn launch, void *arg)
+/* --- the janitor's round --- */
+
+/* Under p->lock: take idle server ps out of the pool, to be closed. */
+static void take_out_idle(struct pool *p, struct pool_server *ps, struct pool_work *work)
 {
-	struct list expired;
-	list_init(&expired);
+	move_server(p, ps, SV_CLOSED);
+	count_out(p);
+	list_add_tail(&work->close, &ps->work_node);
+}
+
+/* Under p->lock. Returns how long the head waiter has waited when a
+ * reserve connection was counted for it, else 0. */
+static int64_t maintain_locked(struct pool *p, const struct config *cfg, int64_t now, struct pool_work *work)
+{
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &p->servers[SV_IDLE].head)
+	{
+		struct pool_server *ps = container_of(it, struct pool_server, node);
+		int64_t idle_limit =
+		    cfg->server_idle_timeout - cfg->server_idle_timeout * ps->idle_jitter_permille / 1000;
+		bool idle_out = cfg->server_idle_timeout > 0 && now - ps->idle_since >= idle_limit;
+		bool too_old = ps->lifetime_usec > 0 && now - ps->created_at >= ps->lifetime_usec;
+		bool too_many = n_servers(p) > p->set->pool_size || p->set->removed;
+		bool reconnect = ps->epoch != atomic_load(&p->epoch);
+		if (idle_out || too_old || too_many || reconnect)
+			take_out_idle(p, ps, work);
+	}
+	/* Waiters blocked by a limit, and min_pool_size. */
+	while (p->waiters.n > n_connecting(p) && reserve_launch(p))
+		work->launch++;
+	while (n_servers(p) < p->set->min_pool_size && reserve_launch(p))
+		work->launch++;
+	/* reserve_pool_size: one more connection per round while the head of
+	 * the queue has waited reserve_pool_timeout. */
+	const struct pool_client *head = head_waiter(p);
+	if (p->set->reserve_size > 0 && head != NULL && p->servers[SV_IDLE].n == 0 && n_connecting(p) == 0) {
+		int64_t head_wait = head->wait_started > 0 ? now - head->wait_started : 0;
+		if (head_wait >= p->set->reserve_timeout &&
+		    reserve_launch_upto(p, p->set->pool_size + p->set->reserve_size)) {
+			work->launch++;
+			return head_wait;
+		}
+	}
+	return 0;
+}
+
+/* Under the registry lock: p's waiters are held back only by
+ * max_db_connections or max_user_connections; close the longest-idle
+ * server of another pool sharing the limit to make room. */
+static void make_room_for(struct pool *p, struct list *works)
+{
+	pthread_mutex_lock(&p->lock);
+	bool starved = p->waiters.n > 0 && n_connecting(p) == 0 && p->servers[SV_IDLE].n == 0 &&
+	               n_servers(p) < p->set->pool_size && !p->set->removed;
+	pthread_mutex_unlock(&p->lock);
+	if (!starved)
+		return;
+	struct list *it;
+	list_for_each(it, &pools)
+	{
+		struct pool *q = container_of(it, struct pool, node);
+		if (q == p || (q->db_limit != p->db_limit && q->user_limit != p->user_limit))
+			continue;
+		struct pool_work *work = work_new(q);
+		if (work == NULL)
+			return;
+		pthread_mutex_lock(&q->lock);
+		struct list *last = clist_last(&q->servers[SV_IDLE]);
+		if (last != NULL)
+			take_out_idle(q, container_of(last, struct pool_server, node), work);
+		pthread_mutex_unlock(&q->lock);
+		if (last == NULL) {
+			free(work);
+			continue;
+		}
+		log_msg(LOG_INFO, "pool %s: closing an idle server of pool %s to make room under a limit",
+		        p->name, q->name);
+		work_keep(works, work);
+		return;
+	}
+}
+
+void pool_maintain_all(const struct config *cfg, int64_t now, struct list *works)
+{
 	pthread_mutex_lock(&registry_lock);
 	struct list *it;
 	list_for_each(it, &pools)
 	{
 		struct pool *p = container_of(it, struct pool, node);
-		int n_launch = 0;
+		struct pool_work *work = work_new(p);
+		if (work == NULL)
+			continue; /* out of memory: the next round tries again */
 		pthread_mutex_lock(&p->lock);
-		struct list *sit, *tmp;
-		list_for_each_safe(sit, tmp, &p->idle)
-		{
-			struct server *s = container_of(sit, struct server, pool_node);
-			int64_t idle_limit = cfg->server_idle_timeout -
-			                     cfg->server_idle_timeout * s->idle_jitter_permille / 1000;
-			bool idle_out = cfg->server_idle_timeout > 0 && now - s->idle_since >= idle_limit;
-			bool too_old = s->lifetime_usec > 0 && now - s->created_at >= s->lifetime_usec;
-			bool too_many = p->n_servers > p->set->pool_size || p->set->removed;
-			bool reconnect = s->epoch != atomic_load(&p->epoch);
-			if (!idle_out && !too_old && !too_many && !reconnect)
-				continue;
-			list_del(&s->pool_node);
-			p->n_idle--;
-			count_out(p);
-			server_set_state(s, SV_CLOSED);
-			list_add_tail(&expired, &s->pool_node);
-		}
-		/* Waiters blocked by a limit, and min_pool_size. */
-		while (p->n_waiting > p->n_connecting && reserve_launch(p))
-			n_launch++;
-		while (p->n_servers < p->set->min_pool_size && reserve_launch(p))
-			n_launch++;
-		/* reserve_pool_size: one more connection per round while the
-		 * head of the queue has waited reserve_pool_timeout. */
-		int64_t head_wait = 0;
-		if (p->set->reserve_size > 0 && !list_empty(&p->waiters) && p->n_idle == 0 &&
-		    p->n_connecting == 0) {
-			const struct client *head = container_of(p->waiters.next, struct client, wait_node);
-			head_wait = head->wait_started > 0 ? now - head->wait_started : 0;
-			if (head_wait < p->set->reserve_timeout ||
-			    !reserve_launch_upto(p, p->set->pool_size + p->set->reserve_size))
-				head_wait = 0;
-		}
-		int n_servers = p->n_servers, size = p->set->pool_size, reserve = p->set->reserve_size;
+		int64_t reserve_wait = maintain_locked(p, cfg, now, work);
+		int n = n_servers(p), size = p->set->pool_size, reserve = p->set->reserve_size;
 		pthread_mutex_unlock(&p->lock);
-		if (head_wait > 0) {
-			n_launch++;
+		if (reserve_wait > 0)
 			log_msg(LOG_WARNING,
 			        "pool %s: opening a reserve connection (%d of pool_size %d + "
-			        "reserve_pool_size %d): a "
-			        "client has waited %.1fs",
-			        p->name, n_servers, size, reserve, (double)head_wait / 1e6);
-		}
-		for (int i = 0; i < n_launch; i++)
-			launch(p, arg);
+			        "reserve_pool_size %d): a client has waited %.1fs",
+			        p->name, n, size, reserve, (double)reserve_wait / 1e6);
+		work_keep(works, work);
 	}
-	/* A pool whose waiters are held back only by max_db_connections or
-	 * max_user_connections takes the slot of another pool's idle server. */
-	list_for_each(it, &pools)
-	{
-		struct pool *p = container_of(it, struct pool, node);
-		pthread_mutex_lock(&p->lock);
-		bool starved = p->n_waiting > 0 && p->n_connecting == 0 && p->n_idle == 0 &&
-		               p->n_servers < p->set->pool_size && !p->set->removed;
-		pthread_mutex_unlock(&p->lock);
-		if (!starved)
-			continue;
-		struct list *qit;
-		list_for_each(qit, &pools)
-		{
-			struct pool *q = container_of(qit, struct pool, node);
-			if (q == p || (q->db_limit != p->db_limit && q->user_limit != p->user_limit))
-				continue;
-			pthread_mutex_lock(&q->lock);
-			struct server *victim = NULL;
-			if (!list_empty(&q->idle)) {
-				victim = container_of(q->idle.prev, struct server,
-				                      pool_node); /* the longest idle */
-				list_del(&victim->pool_node);
-				q->n_idle--;
-				count_out(q);
-				server_set_state(victim, SV_CLOSED);
-				list_add_tail(&expired, &victim->pool_node);
-			}
-			pthread_mutex_unlock(&q->lock);
-			if (victim != NULL) {
-				log_msg(
-				    LOG_INFO,
-				    "pool %s: closing an idle server of pool %s to make room under a limit",
-				    p->name, q->name);
-				break;
-			}
-		}
-	}
+	list_for_each(it, &pools) make_room_for(container_of(it, struct pool, node), works);
 	pthread_mutex_unlock(&registry_lock);
-	struct list *n;
-	while ((n = list_pop_head(&expired)) != NULL) {
-		struct server *s = container_of(n, struct server, pool_node);
-		server_close_detached(s, "idle timeout, lifetime, RECONNECT or a limit");
-	}
 }
+
+/* --- the registry --- */
 
 void pool_for_each(void (*fn)(struct pool *p, void *arg), void *arg)
 {
@@ -841,18 +1023,26 @@ void pool_for_each(void (*fn)(struct pool *p, void *arg), void *arg)
 	pthread_mutex_unlock(&registry_lock);
 }
 
-void pool_registry_destroy(bool free_idle_servers)
+void pool_for_each_idle(struct pool *p, void (*fn)(const struct pool_server *ps, void *arg), void *arg)
+{
+	pthread_mutex_lock(&p->lock);
+	struct list *it;
+	list_for_each(it, &p->servers[SV_IDLE].head) fn(container_of(it, struct pool_server, node), arg);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_registry_destroy(void (*free_idle)(struct pool_server *ps))
 {
 	struct list *n;
 	pthread_mutex_lock(&registry_lock);
 	while ((n = list_pop_head(&pools)) != NULL) {
 		struct pool *p = container_of(n, struct pool, node);
 		struct list *sn;
-		while ((sn = list_pop_head(&p->idle)) != NULL) {
-			struct server *s = container_of(sn, struct server, pool_node);
-			server_set_state(s, SV_CLOSED);
-			if (free_idle_servers)
-				server_free(s);
+		while ((sn = clist_first(&p->servers[SV_IDLE])) != NULL) {
+			struct pool_server *ps = container_of(sn, struct pool_server, node);
+			move_server(p, ps, SV_CLOSED);
+			if (free_idle != NULL)
+				free_idle(ps);
 		}
 		settings_free(p->set);
 		params_clear(&p->guc);

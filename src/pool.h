@@ -1,11 +1,20 @@
-/* pool.h — one pool per (database, user, startup GUCs).
- * Owns: the idle server list, the FIFO wait queue, the pool's counters and
- *       its settings copy (replaced on reload).
+/* pool.h — one pool per (database, user, startup GUCs): a locked data
+ * structure of servers and waiting clients.
+ * Owns: every server of the pool on one counted list per state (the idle
+ *       list is one of them), the FIFO wait queue, the count of its
+ *       logged-in clients, connect pacing and backoff, its settings copy
+ *       (replaced on reload).
  * Exports: pool_get(), pool_checkout(), pool_give(), pool_leave_queue(),
- *          pool_server_closed(), pool_connect_failed(), pool_maintain().
- * Never: does I/O or blocks while holding its lock. Lock rules: pool.lock is
- *        taken only here; never hold two pools' locks; the only lock taken
- *        under it is an event_base's (to arm an idle server's watch). */
+ *          pool_server_move(), pool_server_closed(), pool_connect_failed(),
+ *          pool_maintain_all(), the admin verbs, and pool_figures(): the one
+ *          source of every figure a pool reports.
+ * Never: calls into servers, clients, workers or the runtime. A call that
+ *        decides work returns it (struct pool_work: start N connections,
+ *        hand this server to that waiter, close these, tell those) and the
+ *        caller carries it out. Does no I/O. Lock rules: pool.lock is taken
+ *        only in pool.c, and nothing outside pool.c runs under it but the
+ *        read-only visitor of pool_for_each_idle(); never two pools' locks
+ *        at once; the registry lock, when both are needed, is taken first. */
 #ifndef PGS_POOL_H
 #define PGS_POOL_H
 
@@ -21,9 +30,43 @@
 #include "util/params.h"
 #include "util/shared.h"
 
-struct client;
-struct server;
 struct worker;
+struct userlist;
+
+/* A server's state is the list of its pool it is on. */
+enum server_state {
+	SV_CONNECTING, /* TCP connect in progress */
+	SV_LOGIN,      /* startup and authentication */
+	SV_IDLE,       /* in its pool's idle list; watched for death */
+	SV_ACTIVE,     /* linked to a client (or on its way to one) */
+	SV_RESET,      /* unlinked: draining what a departed client left, then ROLLBACK / reset query */
+	SV_TESTING,    /* taken from the idle list for server_check_query before anyone uses it */
+	SV_CLOSED,     /* on no list of its pool any more */
+};
+#define SV_LISTS SV_CLOSED /* one list per state before SV_CLOSED */
+
+/* The pool's part of a server, embedded in struct server. Guarded by the
+ * pool's lock; the server's own worker reads state without it while the
+ * server is not idle (nobody else moves a server it does not own). */
+struct pool_server {
+	struct list node;           /* on pool->servers[state] */
+	struct list work_node;      /* on a pool_work list (handed or close) */
+	enum server_state state;    /* moved only by pool.c (pool_server_move() for callers) */
+	struct pool_client *to;     /* on a handed list: the waiter it goes to */
+	struct worker *idle_worker; /* while idle: whose loop watches it (compared, never dereferenced) */
+	unsigned epoch;             /* the pool's epoch at launch (RECONNECT) */
+	int idle_jitter_permille;   /* server_idle_timeout is shortened by this much for this server */
+	int64_t idle_since, created_at, lifetime_usec; /* monotonic usec; lifetime 0: none */
+};
+
+/* The pool's part of a client, embedded in struct client. */
+struct pool_client {
+	struct list node;      /* on pool->waiters while queued; then on a pool_work list while being told */
+	struct worker *worker; /* the client's loop (compared, never dereferenced) */
+	int64_t wait_started;  /* when its latest request for a server began (set by pool_checkout) */
+	int handoffs_pending;  /* messages on their way to its worker about it; guarded by pool.lock */
+	bool queued;           /* on pool->waiters; guarded by pool.lock */
+};
 
 /* Connection counters shared by every pool of one database or one user. */
 struct pool_limit {
@@ -45,10 +88,9 @@ struct pool_settings {
 	int max_db_connections;   /* 0: unlimited */
 	int max_user_connections; /* 0: unlimited */
 	int connect_concurrency;
-	int max_waiting; /* max_waiting_clients; 0: unlimited */
-	int64_t
-	    check_delay;  /* server_check_delay: an idle server older than this is checked first; <0: never */
-	int reserve_size; /* reserve_pool_size */
+	int max_waiting;     /* max_waiting_clients; 0: unlimited */
+	int64_t check_delay; /* server_check_delay: an idle server older than this is checked; <0: never */
+	int reserve_size;    /* reserve_pool_size */
 	int64_t reserve_timeout; /* reserve_pool_timeout */
 	int64_t login_retry;     /* server_login_retry: the longest backoff after failed connects */
 	enum pool_mode mode;
@@ -71,33 +113,44 @@ struct pool {
 	atomic_uint epoch;      /* RECONNECT bumps it: servers of an older epoch are closed, not reused */
 
 	/* guarded by lock */
-	struct pool_settings *set; /* owned */
-	struct list idle;          /* struct server (pool_node), most recent first */
-	struct list waiters;       /* struct client (wait_node), FIFO */
-	int n_servers;             /* every server of the pool, connecting included */
-	int n_connecting;
-	int n_idle;
-	int n_waiting;
-	int n_testing;      /* servers being checked (SV_TESTING), each for a queued client */
-	unsigned next_host; /* round robin over hosts */
-	bool paused;        /* PAUSE/KILL: queue everyone, hand out nothing, open nothing */
-	const struct pset
-	    *server_params;   /* ParameterStatus seen at the latest login (shared); NULL: none yet */
-	bool have_scram_keys; /* a client proved the same SCRAM secret: keys to log in with */
+	struct pool_settings *set;        /* owned */
+	struct clist servers[SV_LISTS];   /* struct pool_server by state; idle: most recent first */
+	struct clist waiters;             /* struct pool_client, FIFO */
+	int n_launching;                  /* connections decided and counted, not started yet */
+	int n_clients;                    /* logged-in clients (pool_client_join/leave) */
+	unsigned next_host;               /* round robin over hosts */
+	bool paused;                      /* PAUSE/KILL: queue everyone, hand out nothing, open nothing */
+	const struct pset *server_params; /* ParameterStatus seen at the latest login (shared); NULL: none */
+	bool have_scram_keys;             /* a client proved the same SCRAM secret: keys to log in with */
 	uint8_t scram_client_key[SCRAM_KEY_LEN];
 	uint8_t scram_server_key[SCRAM_KEY_LEN];
 	char *last_connect_error; /* why the latest connect or login failed; NULL after a success */
 	int connect_failures_in_row;
 	int64_t retry_at; /* no new connect before this (backoff after failures); 0: now */
 
-	/* readable from any thread: counters, histograms, and the gauges of
-	 * clients (SG_CLIENTS, by enum client_state) and servers (SG_SERVERS,
-	 * by enum server_state) */
+	/* readable from any thread: counters and histograms */
 	struct pool_stats stats;
 };
 
+/* Work a pool call decided and its caller carries out, outside the lock. */
+struct pool_work {
+	struct list node; /* in a list of works (pool_maintain_all, pool_resume_db) */
+	struct pool *pool;
+	int launch;         /* start this many server connections (already counted) */
+	struct list handed; /* struct pool_server (work_node), ACTIVE, ->to set (a hand-off counted): give it
+	                       to that waiter */
+	struct list close;  /* struct pool_server (work_node), CLOSED and counted out: close them */
+	struct list
+	    failed; /* struct pool_client, off the queue (a hand-off counted): tell them the pool gave up */
+};
+void pool_work_init(struct pool_work *w, struct pool *p);
+static inline bool pool_work_empty(const struct pool_work *w)
+{
+	return w->launch == 0 && list_empty(&w->handed) && list_empty(&w->close) && list_empty(&w->failed);
+}
+
 enum pool_checkout_result {
-	POOL_GOT_SERVER,  /* *out is linked to the client */
+	POOL_GOT_SERVER,  /* *out is ACTIVE, the caller links it */
 	POOL_WAIT,        /* queued */
 	POOL_WAIT_LAUNCH, /* queued, and the caller must start one server connection (already counted) */
 	POOL_REFUSED,     /* max_waiting_clients already wait: not queued */
@@ -105,9 +158,17 @@ enum pool_checkout_result {
 	POOL_UNREACHABLE, /* no server, and the last connects failed moments ago (pool_figures says why) */
 };
 
-/* Find or create the pool; NULL on OOM. Settings are taken from cfg. */
-struct pool *pool_get(const struct config *cfg, const char *db_name, const char *user_name,
-                      const struct params *guc);
+enum pool_give_result {
+	POOL_GIVE_IDLE,   /* on the idle list: the caller armed its idle watch before the call */
+	POOL_GIVE_WAITER, /* ACTIVE for *to, which left the queue: link them (or hand s off if *to lives
+	                     elsewhere) */
+	POOL_GIVE_CLOSE,  /* above the pool's size, removed, or RECONNECT: the caller closes it */
+};
+
+/* Find or create the pool; NULL on OOM. Settings are taken from cfg and
+ * users (the auth_file of the same generation; NULL: none). */
+struct pool *pool_get(const struct config *cfg, const struct userlist *users, const char *db_name,
+                      const char *user_name, const struct params *guc);
 /* The pool's mode, safe from any thread. */
 static inline enum pool_mode pool_mode_of(struct pool *p)
 {
@@ -116,35 +177,63 @@ static inline enum pool_mode pool_mode_of(struct pool *p)
 
 /* Create, ahead of any client, the pools of [databases] entries that name
  * their user and want min_pool_size > 0, so the janitor warms them. */
-void pool_prewarm(const struct config *cfg);
+void pool_prewarm(const struct config *cfg, const struct userlist *users);
 
-/* Recompute every pool's settings from a new configuration. */
-void pool_reconfigure_all(const struct config *cfg);
+/* Recompute every pool's settings from a new configuration and its auth_file. */
+void pool_reconfigure_all(const struct config *cfg, const struct userlist *users);
 
-enum pool_checkout_result pool_checkout(struct pool *p, struct client *cl, struct worker *w,
-                                        struct server **out);
-/* A server ready for use (logged in, or reset to idle) returns. If a client
- * waits, it is linked to s and returned; otherwise s is put on the idle
- * list (its idle watch armed on w's base) and NULL is returned. *close_it
- * is set when the pool is above its size and s should be closed instead. */
-struct client *pool_give(struct pool *p, struct server *s, struct worker *w, bool *close_it);
+/* A logged-in client joins its pool's count, or leaves it (after leaving the queue). */
+void pool_client_join(struct pool *p, struct pool_client *pc, struct worker *w);
+void pool_client_leave(struct pool *p, struct pool_client *pc);
+
+/* cl wants a server: an idle one (preferably on worker w, cl's), or a
+ * place in the queue. */
+enum pool_checkout_result pool_checkout(struct pool *p, struct pool_client *pc, int64_t now,
+                                        struct pool_server **out);
+/* A server ready for use (logged in, reset, checked, or released by its
+ * client) returns on worker w. */
+enum pool_give_result pool_give(struct pool *p, struct pool_server *ps, struct worker *w,
+                                struct pool_client **to);
 /* Leave the wait queue; false when a server has already been linked (a
  * hand-off is on its way to the client's worker). */
-bool pool_leave_queue(struct pool *p, struct client *cl);
+bool pool_leave_queue(struct pool *p, struct pool_client *pc);
 /* Add delta to a client's count of messages on their way to it; returns the new count. */
-int pool_handoffs_pending(struct pool *p, struct client *cl, int delta);
-/* A server of this pool is gone (closed in any state). Returns true when
- * clients still wait and another connection may be started now (counted). */
-bool pool_server_closed(struct pool *p, struct server *s);
-/* A connect or login failed: the server is counted out. When the pool has
- * no server left, every waiter is taken off the queue and returned through
- * *failed (a list of clients linked by wait_node) to be told why. Returns
- * true when clients still wait and a new connection may be started now (counted). */
-bool pool_connect_failed(struct pool *p, struct server *s, const char *why, struct list *failed);
+int pool_handoffs_pending(struct pool *p, struct pool_client *pc, int delta);
+
+/* A server launched for a counted connection (state CONNECTING). */
+void pool_server_add(struct pool *p, struct pool_server *ps);
+/* A counted connection could not even be started (out of memory). */
+void pool_launch_abandoned(struct pool *p, const char *why, struct pool_work *work);
+/* Move a server of p to another state (the caller owns it): the lists and
+ * every figure follow. An impossible move stops a debug build. */
+void pool_server_move(struct pool *p, struct pool_server *ps, enum server_state to);
+/* A server of this pool is gone (closed in any state but idle-and-taken).
+ * Returns true when clients still wait and another connection may be
+ * started now (counted). */
+bool pool_server_closed(struct pool *p, struct pool_server *ps);
+/* A connect or login failed: the server is counted out (CLOSED). When the
+ * pool has no server left, every waiter is taken off the queue into
+ * work->failed, to be told why. The backoff decides the next launch. */
+void pool_connect_failed(struct pool *p, struct pool_server *ps, const char *why, struct pool_work *work);
 /* A server finished its login: the pool can reach its server again. */
 void pool_connect_succeeded(struct pool *p);
-/* The idle server's watch fired: remove it if it is still idle. */
-bool pool_take_idle(struct pool *p, struct server *s);
+/* The idle server's watch fired: take it off the idle list (RESET) if it is
+ * still there; false when another worker took it a moment ago. */
+bool pool_take_idle(struct pool *p, struct pool_server *ps);
+
+/* What a new connection of p needs, copied under the lock. */
+struct pool_target {
+	char *host; /* owned; the next host of the list (round robin); NULL: default unix socket dir */
+	int port;
+	char *dbname, *user, *password; /* owned */
+	struct params startup;          /* GUCs sent in the StartupMessage (the pool's, forced ones added) */
+	bool have_scram_keys;           /* a client proved the same SCRAM secret: log in with its keys */
+	uint8_t scram_client_key[SCRAM_KEY_LEN];
+};
+/* false on OOM (what was copied is freed by pool_target_clear). */
+bool pool_connect_target(struct pool *p, struct pool_target *t);
+void pool_target_clear(struct pool_target *t);
+
 /* Remember the ParameterStatus set a server reported at login. */
 void pool_learn_params(struct pool *p, const struct params *server_params);
 /* The latest login's ParameterStatus list, with a reference for the caller
@@ -152,12 +241,13 @@ void pool_learn_params(struct pool *p, const struct params *server_params);
 const struct pset *pool_server_params(struct pool *p);
 void pool_learn_scram_keys(struct pool *p, const uint8_t ck[SCRAM_KEY_LEN], const uint8_t sk[SCRAM_KEY_LEN]);
 
-/* Main-thread janitor: close idle servers past server_idle_timeout or
- * their lifetime, start connections for waiters blocked by limits and for
- * min_pool_size. Returns how many servers should be launched per pool
- * through the callback. */
-typedef void (*pool_launch_fn)(struct pool *p, void *arg);
-void pool_maintain_all(const struct config *cfg, int64_t now_usec, pool_launch_fn launch, void *arg);
+/* The janitor's round: idle servers past server_idle_timeout or their
+ * lifetime, above the size or of an older epoch are taken out to close;
+ * connections are counted for waiters blocked by limits, for
+ * min_pool_size and the reserve pool; a pool starved by a shared limit
+ * takes the slot of another pool's idle server. Appends one malloc'd
+ * struct pool_work per pool with work to do to *works (free them). */
+void pool_maintain_all(const struct config *cfg, int64_t now_usec, struct list *works);
 
 /* Admin commands on every pool of database db (NULL: all databases).
  * PAUSE: clients queue, servers stay idle, nothing new is opened; pools
@@ -167,20 +257,23 @@ int pool_pause_db(const char *db);
 int pool_count_db(const char *db);
 /* Whether no server of db's pools is linked or being reset. */
 bool pool_db_quiet(const char *db);
-/* RESUME: the queues are served from the idle lists (hand-offs to the
- * clients' workers) and new connections started on the calling worker. */
-int pool_resume_db(const char *db);
+/* RESUME: the queues are served from the idle lists and connections
+ * counted for the rest; one malloc'd struct pool_work per pool with work
+ * is appended to *works (carry them out, then free them). */
+int pool_resume_db(const char *db, struct list *works);
 /* RECONNECT: servers in use are closed when released, idle ones by the
  * janitor; new ones replace them as clients need them. */
 int pool_reconnect_db(const char *db);
 
-/* A pool's figures at one moment, for SHOW POOLS, /metrics, /health and
- * the stats log. Clients and servers by PgBouncer's words. */
+/* A pool's figures at one moment, for SHOW POOLS, /metrics, /health, the
+ * stats log and client error messages: all read from the pool's lists in
+ * one locked step. Clients and servers by PgBouncer's words. */
 struct pool_figures {
-	int cl_active;  /* linked to a server */
+	int cl_active;  /* linked to a server (or one is on its way) */
 	int cl_idle;    /* logged in, not linked, not waiting */
 	int cl_waiting; /* in the wait queue (or waiting for a login server) */
 	int sv_active, sv_idle, sv_used, sv_login, sv_tested;
+	int sv_total; /* every server, those being opened included */
 	int pool_size;
 	enum pool_mode mode;
 	bool paused;
@@ -191,10 +284,14 @@ struct pool_figures {
 void pool_figures(struct pool *p, int64_t now_usec, struct pool_figures *f);
 /* No server logged in and the latest attempts failed. */
 bool pool_figures_unreachable(const struct pool_figures *f);
+/* A client's wait timed out: counted, with the figures for its error. */
+void pool_note_wait_timeout(struct pool *p, int64_t now_usec, struct pool_figures *f);
 
 /* Each pool in the registry (for stats and admin). */
 void pool_for_each(void (*fn)(struct pool *p, void *arg), void *arg);
-/* At exit; idle servers are freed too unless the caller owns them (tests). */
-void pool_registry_destroy(bool free_idle_servers);
+/* Each idle server of p, under its lock: fn must only read. */
+void pool_for_each_idle(struct pool *p, void (*fn)(const struct pool_server *ps, void *arg), void *arg);
+/* At exit. Idle servers are handed to fn (which frees them) unless fn is NULL (tests). */
+void pool_registry_destroy(void (*free_idle)(struct pool_server *ps));
 
 #endif

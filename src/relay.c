@@ -14,59 +14,11 @@
 #include "proto/protocol.h"
 #include "server.h"
 #include "util/clock.h"
+#include "tracked.h"
 #include "util/shared.h"
 #include "worker.h"
 
 #define NAMED_STMT_MARKER "pgsluice_named_prepared_statements_unsupported_in_transaction_mode"
-
-static const char *const tracked_names[] = {
-    "client_encoding",  "DateStyle", "TimeZone", "IntervalStyle", "standard_conforming_strings",
-    "application_name", NULL};
-
-static uint64_t tracked_digest_of(const struct params *p)
-{
-	uint64_t h =
-	    1469598103934665603ull; /* FNV-1a over name=value of each tracked name, in a fixed order */
-	for (int i = 0; tracked_names[i]; i++) {
-		const char *v = params_get(p, tracked_names[i]);
-		const char *parts[3] = {tracked_names[i], "=", v != NULL ? v : "\x01(unset)"};
-		for (int k = 0; k < 3; k++)
-			for (const unsigned char *c = (const unsigned char *)parts[k]; *c; c++)
-				h = (h ^ *c) * 1099511628211ull;
-		h = (h ^ 0x1e) * 1099511628211ull;
-	}
-	return h != 0 ? h : 1;
-}
-
-uint64_t relay_tracked_digest(const struct params *p, struct tracked_digest *cache)
-{
-	if (cache->digest == 0 || cache->version != p->version) {
-		cache->digest = tracked_digest_of(p);
-		cache->version = p->version;
-	}
-	return cache->digest;
-}
-
-uint64_t relay_tracked_digest_shared(const struct pset *ps)
-{
-	if (ps == NULL)
-		return tracked_digest_of(pset_params(NULL));
-	/* Whichever thread asks first computes it; the value is the same for all. */
-	uint64_t d = atomic_load_explicit(&ps->digest, memory_order_relaxed);
-	if (d == 0) {
-		d = tracked_digest_of(&ps->params);
-		atomic_store_explicit(&((struct pset *)ps)->digest, d, memory_order_relaxed);
-	}
-	return d;
-}
-
-bool relay_is_tracked(const char *name)
-{
-	for (int i = 0; tracked_names[i]; i++)
-		if (strcasecmp(tracked_names[i], name) == 0)
-			return true;
-	return false;
-}
 
 /* Step over one message of total bytes at b->scan: forwarded, or dropped
  * (span already taken). What has not arrived yet is streamed through, or
@@ -122,6 +74,23 @@ static enum frame_result next_header(struct conn *c, enum frame_side side, struc
 	if (b == NULL || b->scan >= b->end)
 		return FRAME_NEED_MORE;
 	return frame_header(side, b->data + b->scan, b->end - b->scan, f);
+}
+
+/* --- the link --- */
+
+void relay_link(struct client *cl, struct server *s)
+{
+	cl->server = s;
+	s->client = cl;
+}
+
+void relay_unlink(struct client *cl, struct server *s)
+{
+	if (s == NULL || s->client != cl)
+		return;
+	server_note_unlink(s);
+	s->client = NULL;
+	cl->server = NULL;
 }
 
 /* --- client → server --- */
@@ -396,7 +365,7 @@ static enum frame_step frame_server(struct server *s)
 			const char *name, *value;
 			if (whole_needed && msg_read_param_status(body, n, &name, &value)) {
 				params_set(&s->params, name, value);
-				if (cl != NULL && relay_is_tracked(name))
+				if (cl != NULL && tracked_param(name))
 					pset_set(&cl->tracked, name, value);
 			}
 			break;
@@ -474,9 +443,7 @@ static void release_to_pool(struct server *s)
 	}
 	if (s->conn.in != NULL && s->conn.in->start == s->conn.in->end)
 		buf_give_back(&s->worker->bufs, &s->conn.in);
-	server_note_unlink(s);
-	s->client = NULL;
-	cl->server = NULL;
+	relay_unlink(cl, s);
 	client_server_gone(cl, false, false);
 	server_return_to_pool(s);
 }

@@ -12,15 +12,12 @@
 
 struct client;
 struct server;
-struct params;
-struct pset;
 
-/* A digest of a list's tracked parameters, recomputed only when the list
- * changed (see params.version). */
-struct tracked_digest {
-	uint64_t digest; /* 0: not computed */
-	unsigned version;
-};
+/* The one place a client and a server are paired and unpaired; both run
+ * on the worker that owns the pair (a server handed to a waiter on another
+ * worker is linked when it arrives there). Unlinking observes the hold time. */
+void relay_link(struct client *cl, struct server *s);
+void relay_unlink(struct client *cl, struct server *s);
 
 void relay_client_readable(struct client *cl);
 void relay_client_writable(struct client *cl);
@@ -32,12 +29,4 @@ void relay_pump_client(struct client *cl);
 void relay_check_release(struct server *s);
 /* Flush s's out buffer (our own queries) and the linked client's span. */
 bool relay_flush_server(struct server *s);
-/* Is this one of the parameters pgsluice keeps consistent per client
- * (client_encoding, DateStyle, TimeZone, ...)? */
-bool relay_is_tracked(const char *name);
-/* Equal digests: the two lists agree on every tracked parameter. */
-uint64_t relay_tracked_digest(const struct params *p, struct tracked_digest *cache);
-/* The same digest of a shared list (NULL: empty), kept in the list. */
-uint64_t relay_tracked_digest_shared(const struct pset *ps);
-
 #endif

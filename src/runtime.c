@@ -4,10 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "listener.h"
 #include "log.h"
-#include "pool.h"
-#include "worker.h"
 
 struct runtime rt = {
     .gen_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -71,20 +68,4 @@ struct cfg_gen *runtime_gen_load(struct config *cfg, char *err, size_t err_size)
 		userlist_free(users);
 	}
 	return g;
-}
-
-void runtime_apply(struct cfg_gen *g)
-{
-	pool_reconfigure_all(g->cfg);
-	log_set_debug(g->cfg->verbose);
-	for (int i = 0; i < rt.n_workers; i++) {
-		listener_tune(&rt.workers[i], g->cfg);
-		struct worker_msg *m = worker_msg_new(WMSG_CONFIG);
-		if (m == NULL)
-			continue;
-		atomic_fetch_add(&g->refs, 1);
-		m->gen = g;
-		worker_post(&rt.workers[i], m);
-	}
-	runtime_gen_publish(g);
 }

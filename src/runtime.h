@@ -48,9 +48,6 @@ void runtime_gen_publish(struct cfg_gen *g);
 /* A generation for cfg (taken over) with its auth_file loaded and the next
  * number; NULL with err filled when the auth_file cannot be read. */
 struct cfg_gen *runtime_gen_load(struct config *cfg, char *err, size_t err_size);
-/* Make g current everywhere (takes over the caller's reference): pools
- * resized, every worker told. Safe from any thread. */
-void runtime_apply(struct cfg_gen *g);
 
 #define PGSLUICE_VERSION "0.1.0"
 

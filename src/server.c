@@ -41,13 +41,16 @@ const char *server_pool_name(const struct server *s)
 	return s->pool != NULL ? s->pool->name : "-";
 }
 
-_Static_assert(SV_CLOSED < STATS_GAUGE_SLOTS, "pool gauges need a slot per server state");
-
 void server_set_state(struct server *s, enum server_state to)
 {
-	if (s->pool != NULL && s->state != to)
-		stats_gauge_move(&s->pool->stats, SG_SERVERS, (int)s->state, to == SV_CLOSED ? -1 : (int)to);
-	s->state = to;
+	if (to == SV_CLOSED && s->ps.state == SV_CLOSED)
+		return; /* counted out already (a failed login, or taken out by the janitor) */
+	pool_server_move(s->pool, &s->ps, to);
+}
+
+void server_free_idle(struct pool_server *ps)
+{
+	server_free(container_of(ps, struct server, ps));
 }
 
 static void server_read_cb(evutil_socket_t fd, short what, void *arg);
@@ -99,41 +102,48 @@ static void send_terminate(struct server *s)
 	conn_send_now(&s->conn, term, sizeof(term));
 }
 
-/* The login failed: tell the pool, and every client it gives up on. */
-static void login_failed(struct server *s, const char *severity, const char *sqlstate, const char *message,
-                         const char *detail)
+void server_fail_waiters(struct list *failed, const char *sqlstate, const char *message, const char *detail)
 {
-	struct list failed;
-	list_init(&failed);
-	log_server(s, LOG_WARNING, "login to %s:%d failed: %s (%s)", s->host ? s->host : "unix", s->port,
-	           message, sqlstate);
-	pool_connect_failed(s->pool, s, message, &failed);
-	struct worker *me = s->worker;
+	struct worker *me = worker_self();
 	struct list *n;
-	while ((n = list_pop_head(&failed)) != NULL) {
-		struct client *cl = container_of(n, struct client, wait_node);
+	while ((n = list_pop_head(failed)) != NULL) {
+		struct client *cl = client_of_pool(container_of(n, struct pool_client, node));
 		if (cl->worker == me) {
-			pool_handoffs_pending(s->pool, cl, -1);
-			client_fail_wait(cl, severity, sqlstate, message, detail);
+			pool_handoffs_pending(cl->pool, &cl->pc, -1);
+			client_fail_wait(cl, sqlstate, message, detail);
 			if (cl->closing)
 				worker_reap_client(me, cl);
 			continue;
 		}
 		struct worker_msg *m = worker_msg_new(WMSG_LOGIN_FAIL);
-		if (m == NULL)
+		if (m != NULL) {
+			m->client = cl;
+			m->sqlstate = str_dup(sqlstate);
+			m->message = str_dup(message);
+			m->detail = str_dup(detail);
+			worker_post(cl->worker, m);
 			continue;
-		m->client = cl;
-		m->severity = str_dup(severity);
-		m->sqlstate = str_dup(sqlstate);
-		m->message = str_dup(message);
-		m->detail = str_dup(detail);
-		worker_post(cl->worker, m);
+		}
+		/* No message: the waiter is told on this thread only if it is ours;
+		 * otherwise its query_wait_timeout still ends the wait. */
+		pool_handoffs_pending(cl->pool, &cl->pc, -1);
 	}
+}
+
+/* The login failed: tell the pool, and every client it gives up on. */
+static void login_failed(struct server *s, const char *sqlstate, const char *message, const char *detail)
+{
+	struct pool_work work;
+	pool_work_init(&work, s->pool);
+	log_server(s, LOG_WARNING, "login to %s:%d failed: %s (%s)", s->host ? s->host : "unix", s->port,
+	           message, sqlstate);
+	pool_connect_failed(s->pool, &s->ps, message, &work);
+	server_fail_waiters(&work.failed, sqlstate, message, detail);
 }
 
 static void server_finish_close(struct server *s, const char *reason)
 {
-	if (s->state != SV_CONNECTING && s->state != SV_LOGIN)
+	if (s->ps.state != SV_CONNECTING && s->ps.state != SV_LOGIN)
 		log_server(s, LOG_INFO, "closing: %s", reason);
 	conn_detach(&s->conn);
 	if (list_linked(&s->worker_node))
@@ -144,28 +154,23 @@ static void server_finish_close(struct server *s, const char *reason)
 
 void server_close(struct server *s, const char *reason)
 {
-	if (s->state == SV_CLOSED)
+	if (s->ps.state == SV_CLOSED)
 		return;
-	if (s->state == SV_CONNECTING || s->state == SV_LOGIN) {
+	if (s->ps.state == SV_CONNECTING || s->ps.state == SV_LOGIN) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "pgsluice: could not log in to server %s:%d for pool %s: %s",
 		         s->host ? s->host : "unix", s->port, server_pool_name(s), reason);
-		enum server_state was = s->state;
-		login_failed(s, "FATAL", "08006", msg, NULL);
-		s->state = was;
+		login_failed(s, "08006", msg, NULL);
 		server_finish_close(s, reason);
 		return;
 	}
-	if (s->state == SV_TESTING)
+	if (s->ps.state == SV_TESTING)
 		stats_add(&s->pool->stats, ST_DEAD_SERVER, 1); /* failed its check, or died during it */
-	if (s->state != SV_CONNECTING)
+	if (s->ps.state != SV_CONNECTING)
 		send_terminate(s);
-	if (s->client != NULL) {
-		server_note_unlink(s);
-		s->client->server = NULL;
-		s->client = NULL;
-	}
-	bool launch = pool_server_closed(s->pool, s);
+	if (s->client != NULL)
+		relay_unlink(s->client, s);
+	bool launch = pool_server_closed(s->pool, &s->ps);
 	struct pool *p = s->pool;
 	struct worker *w = s->worker;
 	server_finish_close(s, reason);
@@ -248,44 +253,28 @@ static int open_socket_to(const struct sockaddr_storage *addr, socklen_t len, ch
 	return fd;
 }
 
-/* Copies the connect target out of the pool's settings, under its lock. */
+/* Takes over the pool's connect target: the next host, the credentials,
+ * and the SCRAM keys a client's proof gave. */
 static bool copy_target(struct server *s, struct pool *p)
 {
-	pthread_mutex_lock(&p->lock);
-	struct pool_settings *st = p->set;
-	const char *hosts = st->hosts;
-	char *host = NULL;
-	if (hosts != NULL) {
-		int n = 1;
-		for (const char *c = hosts; *c; c++)
-			n += *c == ',';
-		int pick = (int)(p->next_host++ % (unsigned)n);
-		const char *start = hosts;
-		for (int i = 0; i < pick; i++)
-			start = strchr(start, ',') + 1;
-		size_t len = strcspn(start, ",");
-		host = strndup(start, len);
-	}
-	s->host = host;
-	s->port = st->port;
-	s->dbname = str_dup(st->dbname);
-	s->user = str_dup(st->server_user);
-	s->password = str_dup(st->password);
+	struct pool_target t;
+	bool ok = pool_connect_target(p, &t);
+	s->host = t.host;
+	s->port = t.port;
+	s->dbname = t.dbname;
+	s->user = t.user;
+	s->password = t.password;
+	s->startup = t.startup;
+	t.host = t.dbname = t.user = t.password = NULL;
+	t.startup = (struct params)PARAMS_INIT;
 	pglogin_init(&s->login, s->user, s->password);
-	bool ok = params_copy(&s->startup, &p->guc);
-	if (st->application_name != NULL)
-		ok = ok && params_set(&s->startup, "application_name", st->application_name);
-	/* Enforced by the server itself, and kept across DISCARD ALL because
-	 * it is a startup value, whichever host this connection reaches. */
-	if (st->read_only)
-		ok = ok && params_set(&s->startup, "default_transaction_read_only", "on");
-	if (p->have_scram_keys && scram_is_secret(s->password)) {
+	if (ok && t.have_scram_keys && scram_is_secret(s->password)) {
 		struct scram_secret sec;
 		if (scram_parse_secret(s->password, &sec))
-			s->login.scram = scram_client_new_keys(p->scram_client_key, sec.server_key);
+			s->login.scram = scram_client_new_keys(t.scram_client_key, sec.server_key);
 	}
-	pthread_mutex_unlock(&p->lock);
-	return ok && s->dbname != NULL && s->user != NULL;
+	pool_target_clear(&t);
+	return ok;
 }
 
 /* The address is known: open the socket and wait for the connect. */
@@ -336,41 +325,48 @@ static void dns_done(int result, struct evutil_addrinfo *res, void *arg)
 	start_connect(s);
 }
 
+void server_launch_failed(struct pool *p, const char *why)
+{
+	struct pool_work work;
+	pool_work_init(&work, p);
+	log_msg(LOG_WARNING, "pool %s: cannot open a server connection: %s", p->name, why);
+	pool_launch_abandoned(p, why, &work);
+	server_fail_waiters(&work.failed, "53200", "pgsluice: out of memory", NULL);
+}
+
 void server_launch(struct pool *p, struct worker *w)
 {
 	struct server *s = calloc(1, sizeof(*s));
 	char err[256] = "out of memory";
 	if (s == NULL) {
-		struct list failed;
-		list_init(&failed);
-		pool_connect_failed(p, NULL, "out of memory", &failed);
+		server_launch_failed(p, "out of memory");
 		return;
 	}
+	const struct config *cfg = w->gen->cfg;
+	int64_t now = clock_now_usec();
 	s->id = atomic_fetch_add(&next_server_id, 1);
 	s->pool = p;
-	s->epoch = atomic_load(&p->epoch);
-	stats_gauge_move(&p->stats, SG_SERVERS, -1, SV_CONNECTING);
+	s->ps.epoch = atomic_load(&p->epoch);
+	s->ps.created_at = now;
+	list_init(&s->ps.node);
+	list_init(&s->ps.work_node);
 	s->worker = w;
 	s->txn_status = PQ_TXN_IDLE;
 	list_init(&s->worker_node);
-	list_init(&s->pool_node);
 	list_init(&s->cancels);
 	conn_init(&s->conn, -1);
-	server_set_state(s, SV_CONNECTING);
+	pool_server_add(p, &s->ps);
 	list_add_tail(&w->servers, &s->worker_node);
-	const struct config *cfg = w->gen->cfg;
-	int64_t now = clock_now_usec();
-	s->created_at = now;
 	if (cfg->server_lifetime > 0) {
 		/* Spread expiry so connections opened together do not all close together. */
 		int64_t spread = cfg->server_lifetime * cfg->server_lifetime_jitter / 100;
 		int64_t r =
 		    spread > 0 ? (int64_t)((uint64_t)random() % (uint64_t)(2 * spread + 1)) - spread : 0;
-		s->lifetime_usec = cfg->server_lifetime + r;
+		s->ps.lifetime_usec = cfg->server_lifetime + r;
 	}
 	/* Idle expiry is spread too, only ever earlier than server_idle_timeout,
 	 * so servers idle since the same burst do not all close at once. */
-	s->idle_jitter_permille =
+	s->ps.idle_jitter_permille =
 	    (int)((uint64_t)random() % (uint64_t)(cfg->server_lifetime_jitter * 10 + 1));
 	s->deadline = cfg->server_connect_timeout > 0 ? now + cfg->server_connect_timeout : 0;
 	if (!copy_target(s, p) || !resolve(s, err, sizeof(err))) {
@@ -379,7 +375,7 @@ void server_launch(struct pool *p, struct worker *w)
 	}
 	/* A name lookup may still run (dns_done connects), or may have finished
 	 * already, from /etc/hosts. */
-	if (s->dns_req == NULL && s->conn.fd < 0 && s->state == SV_CONNECTING && s->addr_len > 0)
+	if (s->dns_req == NULL && s->conn.fd < 0 && s->ps.state == SV_CONNECTING && s->addr_len > 0)
 		start_connect(s);
 }
 
@@ -466,7 +462,7 @@ static void login_read(struct server *s)
 			}
 			/* Relay PostgreSQL's own words: the client sees 3D000 or 28P01
 			 * exactly as if it had connected directly. */
-			login_failed(s, "FATAL", e.sqlstate ? e.sqlstate : "08006",
+			login_failed(s, e.sqlstate ? e.sqlstate : "08006",
 			             e.message ? e.message : "login failed", e.detail);
 			server_finish_close(s, "server refused login");
 			return;
@@ -492,7 +488,7 @@ static void server_readable(struct server *s)
 		server_idle_readable(s);
 		return;
 	}
-	switch (s->state) {
+	switch (s->ps.state) {
 	case SV_LOGIN: {
 		enum io_result r = conn_read(&s->conn, &s->worker->bufs);
 		if (r == IO_CLOSED || r == IO_ERROR) {
@@ -528,7 +524,7 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	int64_t outer = clock_event_begin();
-	if (s->state == SV_CONNECTING) {
+	if (s->ps.state == SV_CONNECTING) {
 		conn_want_write(&s->conn, false);
 		connected(s);
 	} else {
@@ -542,12 +538,12 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
 static void server_idle_readable(struct server *s)
 {
 	struct worker *w = worker_self();
-	if (!pool_take_idle(s->pool, s))
+	if (!pool_take_idle(s->pool, &s->ps))
 		return; /* another worker took it a moment ago */
 	stats_add(&s->pool->stats, ST_DEAD_SERVER, 1);
 	s->worker = w;
 	list_add_tail(&w->servers, &s->worker_node);
-	bool launch = pool_server_closed(s->pool, s);
+	bool launch = pool_server_closed(s->pool, &s->ps);
 	struct pool *p = s->pool;
 	server_finish_close(s, "server closed or sent data while idle");
 	if (launch)
@@ -574,7 +570,10 @@ static void take_events(struct server *s, struct worker *w)
 	conn_want_read(&s->conn, true);
 }
 
-void server_arm_idle_watch(struct server *s, struct worker *w)
+/* Put s's read event on w's base with the idle-death callback, before
+ * pool_give can make it visible on the idle list: no other thread can then
+ * take it while its watch is half set up. */
+static void arm_idle_watch(struct server *s, struct worker *w)
 {
 	if (!conn_on_base(&s->conn, w->base)) {
 		conn_detach(&s->conn);
@@ -611,17 +610,19 @@ void server_return_to_pool(struct server *s)
 	}
 	/* The events stay on this worker's base: going idle here re-arms
 	 * nothing, and a waiter on this worker takes it without a syscall. */
+	arm_idle_watch(s, w);
 	if (list_linked(&s->worker_node))
 		list_del(&s->worker_node);
-	bool close_it;
-	struct client *cl = pool_give(s->pool, s, w, &close_it);
-	if (close_it) {
+	struct pool_client *to;
+	enum pool_give_result r = pool_give(s->pool, &s->ps, w, &to);
+	if (r == POOL_GIVE_CLOSE) {
 		list_add_tail(&w->servers, &s->worker_node);
 		server_close(s, "pool is above its size, or RECONNECT");
 		return;
 	}
-	if (cl == NULL)
-		return;
+	if (r == POOL_GIVE_IDLE)
+		return; /* from here on the pool's: another worker may have it already */
+	struct client *cl = client_of_pool(to);
 	/* Serving a waiter can release the server again at once (a login in
 	 * transaction mode), which serves the next waiter: bound that recursion
 	 * and let the inbox continue the chain. */
@@ -634,7 +635,7 @@ void server_return_to_pool(struct server *s)
 		return;
 	}
 	if (cl->worker == w)
-		pool_handoffs_pending(s->pool, cl, +1);
+		pool_handoffs_pending(s->pool, &cl->pc, +1);
 	/* Nothing may be read here once it is on its way to another loop. */
 	conn_detach(&s->conn);
 	server_hand_off(s, cl);
@@ -658,6 +659,37 @@ void server_hand_off(struct server *s, struct client *cl)
 	worker_post(cl->worker, m);
 }
 
+void server_carry_out(struct pool_work *work, struct worker *w)
+{
+	static atomic_uint next_worker;
+	struct pool *p = work->pool;
+	for (int i = 0; i < work->launch; i++) {
+		if (w != NULL) {
+			server_launch(p, w);
+			continue;
+		}
+		/* From the main thread: a launch runs on a worker, handed over. */
+		struct worker *to = &rt.workers[atomic_fetch_add(&next_worker, 1) % (unsigned)rt.n_workers];
+		struct worker_msg *m = worker_msg_new(WMSG_LAUNCH);
+		if (m == NULL) {
+			server_launch_failed(p, "out of memory");
+			continue;
+		}
+		m->pool = p;
+		worker_post(to, m);
+	}
+	work->launch = 0;
+	struct list *n;
+	while ((n = list_pop_head(&work->handed)) != NULL) {
+		struct server *s = container_of(n, struct server, ps.work_node);
+		server_hand_off(s, client_of_pool(s->ps.to));
+	}
+	while ((n = list_pop_head(&work->close)) != NULL)
+		server_close_detached(container_of(n, struct server, ps.work_node),
+		                      "idle timeout, lifetime, RECONNECT or a limit");
+	server_fail_waiters(&work->failed, "08006", "pgsluice: the pool gave up waiting for a server", NULL);
+}
+
 bool server_send_internal(struct server *s, const char *sql)
 {
 	msg_query(&s->conn.out, sql);
@@ -673,7 +705,7 @@ void server_start_check(struct server *s, struct worker *w)
 	int64_t now = clock_now_usec();
 	take_events(s, w);
 	log_server(s, LOG_DEBUG, "checking with server_check_query after %.1fs idle",
-	           (double)(now - s->idle_since) / 1e6);
+	           (double)(now - s->ps.idle_since) / 1e6);
 	s->failed_internal = false;
 	s->deadline = now + cfg->server_check_timeout;
 	if (!server_send_internal(s, cfg->server_check_query)) {
@@ -699,7 +731,7 @@ void server_reset_step(struct server *s)
 {
 	if (s->pending_rfq > 0 || s->internal_rfq > 0 || s->cancels_in_flight > 0)
 		return;
-	if (s->state == SV_TESTING) {
+	if (s->ps.state == SV_TESTING) {
 		check_done(s);
 		return;
 	}
@@ -739,10 +771,8 @@ void server_note_unlink(struct server *s)
 void server_release(struct server *s, const char *why)
 {
 	struct client *cl = s->client;
-	server_note_unlink(s);
-	s->client = NULL;
 	if (cl != NULL) {
-		cl->server = NULL;
+		relay_unlink(cl, s);
 		/* Complete messages the client sent still go first. */
 		if (cl->conn.in != NULL && !conn_take_span(&s->conn, cl->conn.in)) {
 			server_close(s, "out of memory");
@@ -794,11 +824,11 @@ void server_tick(struct worker *w, int64_t now)
 	list_for_each_safe(it, tmp, &w->servers)
 	{
 		struct server *s = container_of(it, struct server, worker_node);
-		if (s->state == SV_ACTIVE && s->linked_at > 0)
+		if (s->ps.state == SV_ACTIVE && s->linked_at > 0)
 			stats_note_max(&s->pool->stats.hold_max_usec, now - s->linked_at);
 		/* query_timeout: PostgreSQL's own cancel, so the client gets its
 		 * 57014 and keeps its connection. */
-		if (query_timeout > 0 && s->state == SV_ACTIVE && s->pending_rfq > 0 &&
+		if (query_timeout > 0 && s->ps.state == SV_ACTIVE && s->pending_rfq > 0 &&
 		    !s->timeout_cancel_sent && now - s->busy_since >= query_timeout) {
 			s->timeout_cancel_sent = true;
 			stats_add(&s->pool->stats, ST_QUERY_TIMEOUT, 1);
@@ -809,11 +839,11 @@ void server_tick(struct worker *w, int64_t now)
 		if (s->deadline == 0 || now < s->deadline)
 			continue;
 		s->deadline = 0;
-		if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
+		if (s->ps.state == SV_CONNECTING || s->ps.state == SV_LOGIN)
 			server_close(s, "server_connect_timeout reached");
-		else if (s->state == SV_RESET)
+		else if (s->ps.state == SV_RESET)
 			server_close(s, "drain after a departed client took too long");
-		else if (s->state == SV_TESTING) {
+		else if (s->ps.state == SV_TESTING) {
 			log_server(s, LOG_WARNING,
 			           "no answer to server_check_query within server_check_timeout=%.1fs: "
 			           "the connection is dead; closing it",
@@ -834,9 +864,9 @@ static void cancel_done(struct cancel_req *c)
 	if (s != NULL) {
 		list_del(&c->server_node);
 		if (--s->cancels_in_flight == 0) {
-			if (s->state == SV_RESET)
+			if (s->ps.state == SV_RESET)
 				server_reset_step(s);
-			else if (s->state == SV_ACTIVE)
+			else if (s->ps.state == SV_ACTIVE)
 				relay_check_release(s);
 		}
 	}

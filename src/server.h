@@ -2,8 +2,8 @@
  * connecting → login → idle ⇄ active → reset → idle, or closing from anywhere.
  * Owns: its socket (struct conn), its copies of the connect target, the
  *       ParameterStatus values it reported, its BackendKeyData.
- * Exports: server_launch(), server_link_attach(), server_release(),
- *          server_close(), the relay hooks in relay.c.
+ * Exports: server_launch(), server_attach(), server_release(),
+ *          server_close(), server_set_state(), server_carry_out().
  * Never: is touched by two threads at once: while idle it belongs to its
  *        pool (pool.lock), otherwise to the worker it is attached to. */
 #ifndef PGS_SERVER_H
@@ -16,8 +16,10 @@
 
 #include "auth/pglogin.h"
 #include "conn.h"
+#include "pool.h"
 #include "log.h"
 #include "relay.h"
+#include "tracked.h"
 #include "util/list.h"
 #include "util/params.h"
 #include "util/str.h"
@@ -27,26 +29,14 @@ struct client;
 struct worker;
 struct evdns_getaddrinfo_request;
 
-enum server_state {
-	SV_CONNECTING, /* TCP connect in progress */
-	SV_LOGIN,      /* startup and authentication */
-	SV_IDLE,       /* in its pool's idle list; watched for death */
-	SV_ACTIVE,     /* linked to a client */
-	SV_RESET,      /* unlinked: draining what a departed client left, then ROLLBACK / reset query */
-	SV_TESTING,    /* taken from the idle list for server_check_query before anyone uses it */
-	SV_CLOSED,
-};
-
 struct server {
+	struct pool_server ps; /* its state (the pool list it is on) and what the pool keeps of it */
 	uint64_t id;
-	enum server_state
-	    state; /* changed only by server_set_state() (idle moves: pool.c, under pool.lock) */
 	struct conn conn;
 	struct worker *worker;   /* the worker whose base the events are on */
 	struct pool *pool;       /* borrowed; pools live as long as the process */
 	struct client *client;   /* linked client (borrowed), while ACTIVE */
-	struct list worker_node; /* worker->servers while not idle */
-	struct list pool_node;   /* pool->idle while idle; guarded by pool.lock */
+	struct list worker_node; /* worker->servers while not idle; worker->reap_servers once closed */
 
 	/* connect target, copied from the pool's settings at launch */
 	char *host; /* the host this connection went to */
@@ -80,13 +70,11 @@ struct server {
 	int cancels_in_flight; /* cancel requests sent and not yet finished */
 	struct list cancels;   /* struct cancel_req (server_node) */
 
-	int64_t created_at, idle_since, linked_at, lifetime_usec; /* monotonic usec */
-	int idle_jitter_permille; /* server_idle_timeout is shortened by this much for this server */
-	int64_t busy_since;       /* when pending_rfq last went from 0 to 1 (query_timeout) */
-	int64_t xact_started;     /* first query after the server was last idle; 0: none */
+	int64_t linked_at;    /* monotonic usec */
+	int64_t busy_since;   /* when pending_rfq last went from 0 to 1 (query_timeout) */
+	int64_t xact_started; /* first query after the server was last idle; 0: none */
 	int64_t answered_at; /* when the client's last request was answered (or the link began): idle since */
 	bool timeout_cancel_sent;
-	unsigned epoch;  /* the pool's epoch at launch (RECONNECT) */
 	bool idle_watch; /* idle in the pool, read events on this worker's base mean death */
 };
 
@@ -96,9 +84,14 @@ struct server {
 const char *server_pool_name(const struct server *s);
 
 /* Our own queries are in charge of s: a reset after a client, or a check. */
+static inline struct server *server_of_pool(struct pool_server *ps)
+{
+	return container_of(ps, struct server, ps);
+}
+
 static inline bool server_in_upkeep(const struct server *s)
 {
-	return s->state == SV_RESET || s->state == SV_TESTING;
+	return s->ps.state == SV_RESET || s->ps.state == SV_TESTING;
 }
 
 /* Run server_check_query on s (taken from the idle list, state TESTING) on
@@ -128,17 +121,30 @@ void server_close(struct server *s, const char *reason);
  * from any thread (the janitor). */
 void server_close_detached(struct server *s, const char *reason);
 
-/* Put s's read event on w's base with the idle-death callback (pool.c,
- * under the pool lock, before s becomes visible on the idle list). */
-void server_arm_idle_watch(struct server *s, struct worker *w);
 /* The login to PostgreSQL finished, or a reset did: give s to its pool. */
 void server_return_to_pool(struct server *s);
 
 /* Continue a reset when nothing is in flight any more. */
 void server_reset_step(struct server *s);
 
+/* The one way a server changes state: it moves to that list of its pool
+ * (pool_server_move), and every figure follows. Closing twice is allowed. */
 void server_set_state(struct server *s, enum server_state to);
 void server_free(struct server *s);
+/* For pool_registry_destroy at exit. */
+void server_free_idle(struct pool_server *ps);
+
+/* Carry out what a pool decided (struct pool_work): start its launches on
+ * worker w (NULL, on the main thread: handed to a worker each), hand its
+ * handed servers to their waiters, close its closed ones, tell its failed
+ * waiters. */
+void server_carry_out(struct pool_work *work, struct worker *w);
+/* A counted launch could not start (out of memory): the pool is told, and
+ * the waiters it gives up on. */
+void server_launch_failed(struct pool *p, const char *why);
+/* The one way waiters the pool gave up on are told (each has a hand-off
+ * counted): on this worker at once, others through their inbox. */
+void server_fail_waiters(struct list *failed, const char *sqlstate, const char *message, const char *detail);
 
 /* Queue one of our own simple queries (SET, ROLLBACK, reset); its
  * responses are swallowed. */

@@ -157,7 +157,7 @@ static void describe_client(struct snapshot *snap, const struct client *cl, int6
 	row->connect_at = cl->connected_at;
 	row->request_at = cl->last_activity;
 	if (cl->state == CL_WAITING || cl->state == CL_LOGIN_WAIT)
-		row->wait_usec = cl->wait_started > 0 ? now - cl->wait_started : 0;
+		row->wait_usec = cl->pc.wait_started > 0 ? now - cl->pc.wait_started : 0;
 	row->remote_pid = cl->cancel_pid;
 	describe_link(row, cl, cl->server, now, leak_usec);
 	if (cl->server == NULL)
@@ -178,19 +178,19 @@ static void describe_server(struct snapshot *snap, const struct server *s, int64
 	copy_str(row->database, sizeof(row->database), s->pool != NULL ? s->pool->db_name : s->dbname);
 	const char *app = params_get(&s->params, "application_name");
 	copy_str(row->application_name, sizeof(row->application_name), app);
-	row->state = server_word(s->state);
-	row->detail = server_detail(s->state);
+	row->state = server_word(s->ps.state);
+	row->detail = server_detail(s->ps.state);
 	copy_str(row->addr, sizeof(row->addr), s->host != NULL ? s->host : "unix");
 	row->port = s->port;
 	local_of(s->conn.fd, row->local_addr, sizeof(row->local_addr), &row->local_port);
-	row->connect_at = s->created_at;
-	row->request_at = s->state == SV_IDLE  ? s->idle_since
-	                  : s->answered_at > 0 ? s->answered_at
-	                                       : s->created_at;
+	row->connect_at = s->ps.created_at;
+	row->request_at = s->ps.state == SV_IDLE ? s->ps.idle_since
+	                  : s->answered_at > 0   ? s->answered_at
+	                                         : s->ps.created_at;
 	row->remote_pid = s->backend_pid;
 	describe_link(row, s->client, s, now, leak_usec);
 	if (s->client == NULL)
-		row->txn = s->state == SV_IDLE ? PQ_TXN_IDLE : s->txn_status;
+		row->txn = s->ps.state == SV_IDLE ? PQ_TXN_IDLE : s->txn_status;
 }
 
 static void finish(struct worker *w, void *arg)
@@ -200,17 +200,16 @@ static void finish(struct worker *w, void *arg)
 	snap->done(snap, snap->arg);
 }
 
+static void idle_server(const struct pool_server *ps, void *arg)
+{
+	const struct server *s = container_of(ps, struct server, ps);
+	describe_server(arg, s, clock_now_usec(), 0);
+}
+
+/* Idle servers belong to their pool: read under its lock, by its visitor. */
 static void idle_servers_of(struct pool *p, void *arg)
 {
-	struct snapshot *snap = arg;
-	int64_t now = clock_now_usec();
-	pthread_mutex_lock(&p->lock);
-	struct list *it;
-	list_for_each(it, &p->idle)
-	{
-		describe_server(snap, container_of(it, struct server, pool_node), now, 0);
-	}
-	pthread_mutex_unlock(&p->lock);
+	pool_for_each_idle(p, idle_server, arg);
 }
 
 static void collect(struct worker *w, void *arg)
@@ -229,7 +228,7 @@ static void collect(struct worker *w, void *arg)
 	list_for_each(it, &w->servers)
 	{
 		const struct server *s = container_of(it, struct server, worker_node);
-		if (s->state != SV_CLOSED)
+		if (s->ps.state != SV_CLOSED)
 			describe_server(snap, s, now, leak_usec);
 	}
 	bool last = --snap->pending == 0;

@@ -19,6 +19,18 @@ void stats_set_thread_slot(int slot)
 	stats_thread_slot = slot;
 }
 
+static int worker_threads;
+
+void stats_set_worker_threads(int n_workers)
+{
+	worker_threads = n_workers;
+}
+
+int stats_worker_threads(void)
+{
+	return worker_threads;
+}
+
 bool stats_init(struct pool_stats *st, int n_workers)
 {
 	int n = n_workers > 0 ? n_workers + 1 : 1;
@@ -48,14 +60,6 @@ uint64_t stats_read(const struct pool_stats *st, enum stat_counter k)
 	for (int i = 0; i < st->n_shard; i++)
 		sum += load(&st->shard[i].c[k]);
 	return sum;
-}
-
-int stats_gauge(const struct pool_stats *st, enum stat_gauge_kind kind, int state)
-{
-	int64_t sum = 0;
-	for (int i = 0; i < st->n_shard; i++)
-		sum += (int64_t)load((const uint64_t *)&st->shard[i].gauge[kind][state]);
-	return sum > 0 ? (int)sum : 0;
 }
 
 void stats_observe(struct pool_stats *st, enum stat_hist h, int64_t usec)

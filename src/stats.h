@@ -40,8 +40,6 @@ enum stat_counter {
 extern const int64_t stats_hist_bounds_usec[STATS_HIST_BUCKETS - 1];
 
 enum stat_hist { SH_WAIT, SH_HOLD, SH__COUNT };
-enum stat_gauge_kind { SG_CLIENTS, SG_SERVERS, SG__COUNT };
-#define STATS_GAUGE_SLOTS 8 /* >= the number of client and of server states */
 
 /* One thread's share of a pool's figures. Only that thread writes it, with
  * plain (relaxed, non-RMW) stores, so the hot path never contends for a
@@ -50,7 +48,6 @@ struct stats_shard {
 	uint64_t c[ST__COUNT];
 	uint64_t bucket[SH__COUNT][STATS_HIST_BUCKETS]; /* not cumulative */
 	uint64_t hist_count[SH__COUNT], hist_sum_usec[SH__COUNT];
-	int64_t gauge[SG__COUNT][STATS_GAUGE_SLOTS]; /* moves in and out of each state */
 } __attribute__((aligned(64)));
 
 struct pool_stats {
@@ -75,6 +72,10 @@ void stats_free(struct pool_stats *st);
 /* Which share this thread writes: 0 for the main thread (the default),
  * 1 + id for worker id. */
 void stats_set_thread_slot(int slot);
+/* How many worker threads write shares (set once at start, before any pool
+ * exists); stats_init for a pool takes one share per worker plus the main thread's. */
+void stats_set_worker_threads(int n_workers);
+int stats_worker_threads(void);
 extern _Thread_local int stats_thread_slot;
 
 static inline struct stats_shard *stats_mine(struct pool_stats *st)
@@ -102,20 +103,7 @@ static inline void stats_add(struct pool_stats *st, enum stat_counter k, uint64_
 	stats_bump(&stats_mine(st)->c[k], n);
 }
 
-/* A client or server of the pool moves from one state to another (-1: none). */
-static inline void stats_gauge_move(struct pool_stats *st, enum stat_gauge_kind kind, int from, int to)
-{
-	struct stats_shard *sh = stats_mine(st);
-	if (from >= 0)
-		stats_bump((uint64_t *)&sh->gauge[kind][from], (uint64_t)-1);
-	if (to >= 0)
-		stats_bump((uint64_t *)&sh->gauge[kind][to], 1);
-}
-
 uint64_t stats_read(const struct pool_stats *st, enum stat_counter k);
-/* How many clients or servers are in a state now (0 when the shares are
- * caught mid-move below zero). */
-int stats_gauge(const struct pool_stats *st, enum stat_gauge_kind kind, int state);
 
 void stats_observe(struct pool_stats *st, enum stat_hist h, int64_t usec);
 /* A consistent-enough copy: buckets made cumulative for Prometheus. */

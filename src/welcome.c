@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "relay.h"
+#include "tracked.h"
 
 bool welcome_build(struct welcome *w, const struct params *reported, const struct pset *asked)
 {
@@ -18,7 +18,7 @@ bool welcome_build(struct welcome *w, const struct params *reported, const struc
 	bool ok = params_copy(&tracked, have);
 	for (int i = 0; i < reported->n && ok; i++) {
 		const struct param *p = &reported->items[i];
-		if (relay_is_tracked(p->name) && params_get(have, p->name) == NULL)
+		if (tracked_param(p->name) && params_get(have, p->name) == NULL)
 			ok = params_set(&tracked, p->name, p->value);
 	}
 	ok = ok && pset_intern(&tracked, &w->tracked);
@@ -28,7 +28,7 @@ bool welcome_build(struct welcome *w, const struct params *reported, const struc
 	const struct params *now = pset_params(w->tracked);
 	for (int i = 0; i < reported->n; i++) {
 		const struct param *p = &reported->items[i];
-		const char *v = relay_is_tracked(p->name) ? params_get(now, p->name) : p->value;
+		const char *v = tracked_param(p->name) ? params_get(now, p->name) : p->value;
 		msg_param_status(&w->msgs, p->name, v != NULL ? v : p->value);
 	}
 	w->without_server = true;

@@ -18,6 +18,7 @@
 #include "client.h"
 #include "log.h"
 #include "pool.h"
+#include "relay.h"
 #include "runtime.h"
 #include "server.h"
 #include "stats.h"
@@ -49,7 +50,6 @@ void worker_msg_free(struct worker_msg *m)
 	free(m->sqlstate);
 	free(m->message);
 	free(m->detail);
-	free(m->severity);
 	free(m);
 }
 
@@ -90,19 +90,26 @@ void worker_post(struct worker *w, struct worker_msg *m)
 	}
 }
 
+/* A closed client or server moves from the worker's live list to its reap
+ * list (the same node: it is on one list of the worker at a time). */
 void worker_reap_client(struct worker *w, struct client *cl)
 {
-	if (list_linked(&cl->wait_node))
+	if (cl->reaping)
 		return; /* already queued for freeing */
-	list_add_tail(&w->reap_clients, &cl->wait_node);
+	cl->reaping = true;
+	if (list_linked(&cl->worker_node)) {
+		list_del(&cl->worker_node);
+		atomic_fetch_sub(&rt.n_clients, 1);
+	}
+	list_add_tail(&w->reap_clients, &cl->worker_node);
 	event_active(w->reap_ev, EV_READ, 0);
 }
 
 void worker_reap_server(struct worker *w, struct server *s)
 {
-	if (list_linked(&s->pool_node))
-		list_del(&s->pool_node);
-	list_add_tail(&w->reap_servers, &s->pool_node);
+	if (list_linked(&s->worker_node))
+		list_del(&s->worker_node);
+	list_add_tail(&w->reap_servers, &s->worker_node);
 	event_active(w->reap_ev, EV_READ, 0);
 }
 
@@ -113,9 +120,9 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	while ((n = list_pop_head(&w->reap_clients)) != NULL)
-		client_free(container_of(n, struct client, wait_node));
+		client_free(container_of(n, struct client, worker_node));
 	while ((n = list_pop_head(&w->reap_servers)) != NULL)
-		server_free(container_of(n, struct server, pool_node));
+		server_free(container_of(n, struct server, worker_node));
 }
 
 static void handle_msg(struct worker *w, struct worker_msg *m)
@@ -124,11 +131,10 @@ static void handle_msg(struct worker *w, struct worker_msg *m)
 	case WMSG_HANDOFF: {
 		struct client *cl = m->client;
 		struct server *s = m->server;
-		pool_handoffs_pending(cl->pool, cl, -1);
+		pool_handoffs_pending(cl->pool, &cl->pc, -1);
 		server_attach(s, w);
 		if (cl->closing) {
-			s->client = cl;
-			cl->server = s;
+			relay_link(cl, s);
 			server_release(s, "client left while a server was on its way");
 			worker_reap_client(w, cl);
 		} else {
@@ -138,11 +144,11 @@ static void handle_msg(struct worker *w, struct worker_msg *m)
 	}
 	case WMSG_LOGIN_FAIL: {
 		struct client *cl = m->client;
-		pool_handoffs_pending(cl->pool, cl, -1);
+		pool_handoffs_pending(cl->pool, &cl->pc, -1);
 		if (cl->closing)
 			worker_reap_client(w, cl);
 		else
-			client_fail_wait(cl, m->severity, m->sqlstate, m->message, m->detail);
+			client_fail_wait(cl, m->sqlstate, m->message, m->detail);
 		break;
 	}
 	case WMSG_CANCEL:

@@ -54,7 +54,6 @@ struct worker_msg {
 	char *sqlstate;        /* LOGIN_FAIL, owned */
 	char *message;         /* LOGIN_FAIL, owned */
 	char *detail;          /* LOGIN_FAIL, owned, may be NULL */
-	char *severity;        /* LOGIN_FAIL, owned, "FATAL" or "ERROR" */
 };
 
 struct worker {

@@ -67,6 +67,48 @@ static inline struct list *list_pop_head(struct list *head)
 	return n;
 }
 
+/* A list that knows its length: the count cannot drift from membership
+ * because only these functions change either. */
+struct clist {
+	struct list head;
+	int n;
+};
+
+static inline void clist_init(struct clist *c)
+{
+	list_init(&c->head);
+	c->n = 0;
+}
+
+static inline void clist_add_tail(struct clist *c, struct list *n)
+{
+	list_add_tail(&c->head, n);
+	c->n++;
+}
+
+static inline void clist_add_head(struct clist *c, struct list *n)
+{
+	list_add_head(&c->head, n);
+	c->n++;
+}
+
+/* n must be on c. */
+static inline void clist_del(struct clist *c, struct list *n)
+{
+	list_del(n);
+	c->n--;
+}
+
+static inline struct list *clist_first(const struct clist *c)
+{
+	return c->n > 0 ? c->head.next : NULL;
+}
+
+static inline struct list *clist_last(const struct clist *c)
+{
+	return c->n > 0 ? c->head.prev : NULL;
+}
+
 #define list_for_each(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 #define list_for_each_safe(pos, tmp, head)                                                                   \
 	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)

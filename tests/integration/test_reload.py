@@ -215,3 +215,24 @@ def test_bad_reload_keeps_old_config(sluice):
     with s.connect() as d:
         assert d.execute("select 2").fetchone() == (2,)
     c.close()
+
+
+@pytest.mark.timeout(40)
+def test_server_login_secret_is_reread_on_reload(sluice):
+    """The password pgsluice logs in to PostgreSQL with comes from the
+    auth_file: after a RELOAD, new server logins use the new one (the pool's
+    settings are rebuilt from the new generation, not the one it replaces)."""
+    s = sluice({"server_login_retry": "1"}, userlist={"scramuser": "wrongpass"})
+    fields = pgwire.login_error(s.port, user="scramuser", database="appdb")
+    assert fields["C"] == "28P01", fields
+    s.rewrite(userlist={"scramuser": "scrampass"})
+    s.reload()
+
+    def new_secret_works():
+        try:
+            with s.connect(user="scramuser") as c:
+                return c.execute("select current_user").fetchone() == ("scramuser",)
+        except psycopg.OperationalError:
+            return False
+
+    assert wait_until(new_secret_works, timeout=15), "server logins kept the auth_file secret of before the reload"

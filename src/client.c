@@ -36,6 +36,12 @@ void client_set_console(const struct client_console *c)
 	console = c;
 }
 
+void client_console_tick(struct client *cl)
+{
+	if (cl->is_admin && console != NULL)
+		console->tick(cl);
+}
+
 /* The moves a client's connection can make; anything else is a bug. */
 static bool client_move_ok(enum client_state from, enum client_state to)
 {
@@ -173,9 +179,8 @@ void client_close(struct client *cl, const char *reason)
 		worker_reap_client(cl->worker, cl);
 }
 
-/* Add what the client sent and received since the last call to its pool's
- * stats: called from the tick, not per message. */
-static void client_count_bytes(struct client *cl)
+/* Called from the janitor's tick, not per message. */
+void client_count_bytes(struct client *cl)
 {
 	if (cl->pool == NULL)
 		return;
@@ -262,7 +267,6 @@ static void send_params_and_ready(struct client *cl, const struct params *server
 }
 
 static void request_server(struct client *cl);
-static void refuse_request(struct client *cl, const char *sqlstate, const char *msg);
 
 /* With the client's SCRAM key, pgsluice can log in to a server holding the
  * same secret without knowing the password: the pool keeps the keys. */
@@ -439,7 +443,7 @@ static void request_server(struct client *cl)
 		         cl->pool->name, atomic_load(&cl->pool->max_waiting));
 		log_client(cl, LOG_WARNING, "refused: max_waiting_clients=%d reached",
 		           atomic_load(&cl->pool->max_waiting));
-		refuse_request(cl, "53300", msg);
+		client_refuse_request(cl, "53300", msg);
 		return;
 	}
 	if (r == POOL_WAIT_LAUNCH)
@@ -1000,12 +1004,12 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
 	clock_event_end(outer);
 }
 
-/* --- timeouts --- */
+/* --- refusals --- */
 
 /* The client's pending request cannot be served (wait timeout, queue
  * full): drop it and answer each Query/Sync in it with ERROR +
  * ReadyForQuery, so the client stays connected and can retry. */
-static void refuse_request(struct client *cl, const char *sqlstate, const char *msg)
+void client_refuse_request(struct client *cl, const char *sqlstate, const char *msg)
 {
 	if (!cl->login_done) {
 		client_fatal(cl, sqlstate, msg, NULL);
@@ -1038,77 +1042,6 @@ static void refuse_request(struct client *cl, const char *sqlstate, const char *
 	client_flush(cl);
 }
 
-static void wait_timed_out(struct client *cl, int64_t now)
-{
-	struct pool *p = cl->pool;
-	if (!pool_leave_queue(p, &cl->pc))
-		return; /* a server is on its way */
-	/* The same figures as SHOW POOLS and /health show at this moment. */
-	struct pool_figures f;
-	pool_note_wait_timeout(p, now, &f);
-	int size = f.pool_size, active = f.sv_active, waiting = f.cl_waiting;
-	char msg[300];
-	double waited = (double)(now - cl->pc.wait_started) / 1e6;
-	snprintf(msg, sizeof(msg),
-	         "pgsluice: pool %s saturated: waited %.1fs for a server connection (pool_size=%d active=%d "
-	         "waiting=%d); see SHOW POOLS",
-	         p->name, waited, size, active, waiting);
-	log_client(cl, LOG_WARNING, "query_wait_timeout: waited %.1fs (pool_size=%d active=%d waiting=%d)",
-	           waited, size, active, waiting);
-	refuse_request(cl, "53300", msg);
-}
-
-/* leak_warn_timeout and idle_transaction_timeout for a linked client.
- * true when the link was ended. */
-static bool holds_too_long(struct client *cl, const struct config *cfg, int64_t now)
-{
-	struct server *s = cl->server;
-	if (s == NULL || s->client != cl)
-		return false;
-	if (!cl->leak_reported && client_holds_idle(cl, now, cfg->leak_warn_timeout)) {
-		cl->leak_reported = true;
-		stats_add(&cl->pool->stats, ST_LEAK_WARNING, 1);
-		log_client(cl, LOG_WARNING,
-		           "leak: application_name=%s holds server S-%llu (backend %u) %s for %.1fs "
-		           "(linked %.1fs ago, leak_warn_timeout=%.1fs); last statement: %s",
-		           client_app_name(cl), (unsigned long long)s->id, s->backend_pid,
-		           s->txn_status == PQ_TXN_IDLE     ? "idle"
-		           : s->txn_status == PQ_TXN_FAILED ? "idle in a failed transaction"
-		                                            : "idle in transaction",
-		           (double)(now - s->answered_at) / 1e6, (double)(now - s->linked_at) / 1e6,
-		           (double)cfg->leak_warn_timeout / 1e6, cl->last_sql ? cl->last_sql : "");
-	}
-	if (cfg->idle_transaction_timeout <= 0 || s->txn_status == PQ_TXN_IDLE || s->pending_rfq > 0 ||
-	    s->answered_at == 0 || now - s->answered_at < cfg->idle_transaction_timeout)
-		return false;
-	double idle = (double)(now - s->answered_at) / 1e6;
-	char *why = str_printf("pgsluice: transaction rolled back: it was idle for %.1fs, beyond "
-	                       "idle_transaction_timeout=%.1fs",
-	                       idle, (double)cfg->idle_transaction_timeout / 1e6);
-	if (why == NULL)
-		return false;
-	stats_add(&cl->pool->stats, ST_IDLE_TXN_TIMEOUT, 1);
-	log_client(
-	    cl, LOG_WARNING,
-	    "idle_transaction_timeout: application_name=%s idle in transaction for %.1fs (limit %.1fs) on "
-	    "backend %u: rolled back, server returned to the pool; last statement: %s",
-	    client_app_name(cl), idle, (double)cfg->idle_transaction_timeout / 1e6, s->backend_pid,
-	    cl->last_sql ? cl->last_sql : "");
-	free(cl->aborted_reason);
-	cl->aborted_reason = why;
-	cl->aborted_skip_to_sync = false;
-	server_release(s, "idle_transaction_timeout");
-	client_set_state(cl, CL_IDLE);
-	return true;
-}
-
-static void client_idle_timed_out(struct client *cl)
-{
-	if (cl->pool != NULL)
-		stats_add(&cl->pool->stats, ST_CLIENT_IDLE_TIMEOUT, 1);
-	client_fatal(cl, "57P05", "pgsluice: terminating connection due to client_idle_timeout", NULL);
-}
-
 bool client_holds_idle(const struct client *cl, int64_t now, int64_t limit)
 {
 	const struct server *s = cl->server;
@@ -1117,60 +1050,6 @@ bool client_holds_idle(const struct client *cl, int64_t now, int64_t limit)
 	if (s->txn_status == PQ_TXN_IDLE && pool_mode_of(cl->pool) != POOL_MODE_SESSION)
 		return false;
 	return now - s->answered_at >= limit;
-}
-
-void client_tick(struct worker *w, int64_t now)
-{
-	struct list *it, *tmp;
-	list_for_each_safe(it, tmp, &w->clients)
-	{
-		struct client *cl = container_of(it, struct client, worker_node);
-		if (cl->closing)
-			continue;
-		if (cl->admin_pending != NULL) {
-			if (console != NULL)
-				console->tick(cl);
-			continue;
-		}
-		client_count_bytes(cl);
-		const struct config *cfg = w->gen->cfg;
-		switch (cl->state) {
-		case CL_STARTUP:
-		case CL_AUTH:
-			if (cfg->client_login_timeout > 0 &&
-			    now - cl->connected_at > cfg->client_login_timeout) {
-				if (cl->state == CL_AUTH)
-					client_fatal(cl, "08006", "pgsluice: client_login_timeout reached",
-					             NULL);
-				else
-					client_close(cl, "client_login_timeout reached");
-			}
-			break;
-		case CL_WAITING:
-		case CL_LOGIN_WAIT:
-			/* Not cl->server: another worker may be linking it right now.
-			 * Leaving the queue, under the pool lock, says whether it did. */
-			if (cfg->query_wait_timeout > 0 &&
-			    now - cl->pc.wait_started >= cfg->query_wait_timeout)
-				wait_timed_out(cl, now);
-			break;
-		case CL_IDLE:
-			if (cfg->client_idle_timeout > 0 &&
-			    now - cl->last_activity > cfg->client_idle_timeout)
-				client_idle_timed_out(cl);
-			break;
-		case CL_ACTIVE:
-			if (holds_too_long(cl, cfg, now))
-				break;
-			if (cfg->client_idle_timeout > 0 && cl->server != NULL &&
-			    cl->server->pending_rfq == 0 && cl->server->txn_status == PQ_TXN_IDLE &&
-			    now - cl->last_activity > cfg->client_idle_timeout)
-				client_idle_timed_out(cl);
-			break;
-		default:
-			break;
-		}
-	}
 }
 
 void client_handle_cancel(struct worker *w, uint32_t pid, uint32_t key)

@@ -148,8 +148,14 @@ bool client_flush(struct client *cl);
  * at all), for limit usec or longer: what leak_warn_timeout reports. */
 bool client_holds_idle(const struct client *cl, int64_t now, int64_t limit);
 
-/* The per-worker janitor: login, wait and idle timeouts. */
-void client_tick(struct worker *w, int64_t now);
+/* The client's pending request cannot be served (wait timeout, queue
+ * full): each Query/Sync in it gets ERROR + ReadyForQuery, and the client
+ * stays connected (FATAL before its login is done). */
+void client_refuse_request(struct client *cl, const char *sqlstate, const char *msg);
+/* Add what the client sent and received since the last call to its pool's stats. */
+void client_count_bytes(struct client *cl);
+/* The console's tick for a client whose command is still being answered. */
+void client_console_tick(struct client *cl);
 
 /* A cancel request for one of w's clients. */
 void client_handle_cancel(struct worker *w, uint32_t pid, uint32_t key);

@@ -16,6 +16,7 @@
 #include "doctor.h"
 #include "listener.h"
 #include "http.h"
+#include "janitor.h"
 #include "log.h"
 #include "pool.h"
 #include "report.h"
@@ -24,8 +25,6 @@
 #include "server.h"
 #include "util/clock.h"
 #include "worker.h"
-
-#define JANITOR_USEC 250000
 
 static struct event_base *main_base;
 static int draining; /* SIGTERM: 1 while transactions finish */
@@ -112,24 +111,9 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-static void janitor_cb(evutil_socket_t fd, short what, void *arg)
+/* After each janitor round: a drain ends when the last client left or at shutdown_timeout. */
+static void drain_check(int64_t now)
 {
-	(void)fd;
-	(void)what;
-	(void)arg;
-	struct cfg_gen *g = runtime_gen_acquire();
-	int64_t now = clock_now_usec();
-	struct list works;
-	list_init(&works);
-	pool_maintain_all(g->cfg, now, &works);
-	struct list *n;
-	while ((n = list_pop_head(&works)) != NULL) {
-		struct pool_work *work = container_of(n, struct pool_work, node);
-		server_carry_out(work, NULL);
-		free(work);
-	}
-	report_tick(g->cfg, now);
-	runtime_gen_release(g);
 	if (draining && (atomic_load(&rt.n_clients) == 0 || now >= drain_deadline))
 		event_base_loopbreak(main_base);
 }
@@ -221,6 +205,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < rt.n_workers; i++) {
 		char err[300] = "cannot create the event loop";
 		if (!worker_init(&rt.workers[i], i, runtime_gen_acquire()) ||
+		    !janitor_start_worker(&rt.workers[i]) ||
 		    !listener_setup(&rt.workers[i], cfg, i == 0, err, sizeof(err))) {
 			fprintf(stderr, "pgsluice: %s\n", err);
 			return 1;
@@ -238,12 +223,12 @@ int main(int argc, char **argv)
 	struct event *sig_hup = evsignal_new(main_base, SIGHUP, signal_cb, NULL);
 	struct event *sig_term = evsignal_new(main_base, SIGTERM, signal_cb, NULL);
 	struct event *sig_int = evsignal_new(main_base, SIGINT, signal_cb, NULL);
-	struct event *janitor = event_new(main_base, -1, EV_PERSIST, janitor_cb, NULL);
-	struct timeval tv = {0, JANITOR_USEC};
+	struct event *janitor = janitor_start_main(main_base, drain_check);
 	evsignal_add(sig_hup, NULL);
 	evsignal_add(sig_term, NULL);
 	evsignal_add(sig_int, NULL);
-	event_add(janitor, &tv);
+	if (janitor == NULL)
+		return 1;
 	pool_prewarm(cfg, g->users);
 	for (int i = 0; i < rt.n_workers; i++)
 		worker_start(&rt.workers[i]);

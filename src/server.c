@@ -817,42 +817,6 @@ void server_release(struct server *s, const char *why)
 	server_reset_step(s);
 }
 
-void server_tick(struct worker *w, int64_t now)
-{
-	struct list *it, *tmp;
-	pgs_usec_t query_timeout = w->gen->cfg->query_timeout;
-	list_for_each_safe(it, tmp, &w->servers)
-	{
-		struct server *s = container_of(it, struct server, worker_node);
-		if (s->ps.state == SV_ACTIVE && s->linked_at > 0)
-			stats_note_max(&s->pool->stats.hold_max_usec, now - s->linked_at);
-		/* query_timeout: PostgreSQL's own cancel, so the client gets its
-		 * 57014 and keeps its connection. */
-		if (query_timeout > 0 && s->ps.state == SV_ACTIVE && s->pending_rfq > 0 &&
-		    !s->timeout_cancel_sent && now - s->busy_since >= query_timeout) {
-			s->timeout_cancel_sent = true;
-			stats_add(&s->pool->stats, ST_QUERY_TIMEOUT, 1);
-			log_server(s, LOG_WARNING, "query_timeout reached after %.1fs: cancelling the query",
-			           (double)(now - s->busy_since) / 1e6);
-			server_send_cancel(s);
-		}
-		if (s->deadline == 0 || now < s->deadline)
-			continue;
-		s->deadline = 0;
-		if (s->ps.state == SV_CONNECTING || s->ps.state == SV_LOGIN)
-			server_close(s, "server_connect_timeout reached");
-		else if (s->ps.state == SV_RESET)
-			server_close(s, "drain after a departed client took too long");
-		else if (s->ps.state == SV_TESTING) {
-			log_server(s, LOG_WARNING,
-			           "no answer to server_check_query within server_check_timeout=%.1fs: "
-			           "the connection is dead; closing it",
-			           (double)s->worker->gen->cfg->server_check_timeout / 1e6);
-			server_close(s, "server_check_timeout reached");
-		}
-	}
-}
-
 /* --- cancel requests --- */
 
 static void cancel_done(struct cancel_req *c)

@@ -150,9 +150,6 @@ void server_fail_waiters(struct list *failed, const char *sqlstate, const char *
  * responses are swallowed. */
 bool server_send_internal(struct server *s, const char *sql);
 
-/* Worker tick: connect, login and drain deadlines. */
-void server_tick(struct worker *w, int64_t now);
-
 /* Open a CancelRequest connection to PostgreSQL for s's backend. */
 void server_send_cancel(struct server *s);
 

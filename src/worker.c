@@ -24,8 +24,6 @@
 #include "stats.h"
 #include "util/clock.h"
 
-#define WORKER_TICK_USEC 100000 /* timeouts are checked at this granularity */
-
 static _Thread_local struct worker *self;
 
 struct worker *worker_self(void)
@@ -215,16 +213,6 @@ static void inbox_cb(evutil_socket_t fd, short what, void *arg)
 	clock_event_end(outer);
 }
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct worker *w = arg;
-	(void)fd;
-	(void)what;
-	int64_t now = clock_now_usec();
-	client_tick(w, now);
-	server_tick(w, now);
-}
-
 uint32_t worker_random(struct worker *w)
 {
 	if (w->random_left == 0) {
@@ -264,11 +252,8 @@ bool worker_init(struct worker *w, int id, struct cfg_gen *gen)
 		return false;
 	w->inbox_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, inbox_cb, w);
 	w->reap_ev = event_new(w->base, -1, EV_PERSIST, reap_cb, w);
-	w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
-	if (w->inbox_ev == NULL || w->reap_ev == NULL || w->tick_ev == NULL)
+	if (w->inbox_ev == NULL || w->reap_ev == NULL)
 		return false;
-	struct timeval tv = {0, WORKER_TICK_USEC};
-	event_add(w->tick_ev, &tv);
 	event_add(w->inbox_ev, NULL);
 	return true;
 }
@@ -332,7 +317,8 @@ void worker_destroy(struct worker *w)
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	event_free(w->reap_ev);
-	event_free(w->tick_ev);
+	if (w->tick_ev != NULL)
+		event_free(w->tick_ev);
 	buf_pool_destroy(&w->bufs);
 	OPENSSL_cleanse(w->random, sizeof(w->random));
 	welcome_cache_clear(&w->welcomes);

@@ -65,7 +65,7 @@ struct worker {
 	int wake_fd;                 /* owned; eventfd other threads write to wake the loop */
 	atomic_bool inbox_signalled; /* wake_fd written and not yet read: no second write */
 	struct event *reap_ev;       /* owned; frees the reap list after the current batch */
-	struct event *tick_ev;       /* owned; janitor tick for this worker's clients and servers */
+	struct event *tick_ev;       /* owned; the janitor's timer for this worker (janitor.c) */
 	pthread_mutex_t inbox_lock;  /* guards inbox only; a leaf lock */
 	struct list inbox;           /* of struct worker_msg */
 	struct list clients;         /* every client of this worker (client.worker_node) */

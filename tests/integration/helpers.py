@@ -3,6 +3,7 @@ live in conftest.py)."""
 import hashlib
 import os
 import re
+import random
 import socket
 import threading
 import time
@@ -17,10 +18,19 @@ SLUICE_BIN = os.path.abspath(os.environ.get("PGSLUICE_BIN") or os.path.join(ROOT
 
 
 def free_port():
-    """A port the kernel considers free right now on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free right now on 127.0.0.1, below the kernel's range for
+    outgoing connections (32768-60999): a port the kernel hands out for
+    bind(0) may be taken as the source port of the next outgoing connection
+    (to PostgreSQL, say) before the pooler listens on it."""
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below 32768 on 127.0.0.1")
 
 
 def wait_until(pred, timeout=5.0, interval=0.05):

@@ -581,7 +581,7 @@ static void conn_row(struct client *cl, const struct snap_row *x, const struct s
 	cell(&r, "%c", x->type);
 	cell_str(&r, x->user);
 	cell_str(&r, x->database);
-	cell_str(&r, x->state);
+	cell_str(&r, x->word);
 	cell_str(&r, x->addr);
 	cell(&r, "%d", x->port);
 	cell_str(&r, x->local_addr);

@@ -818,8 +818,6 @@ static void read_auth(struct client *cl)
 	}
 }
 
-/* Input while the client has no server: a Terminate, or the start of a
- * request that needs one. */
 /* ROLLBACK, ABORT, COMMIT or END, with optional WORK/TRANSACTION and ';'. */
 static bool ends_transaction(const char *sql)
 {
@@ -907,6 +905,8 @@ static void aborted_input(struct client *cl)
 		conn_release_in(&cl->conn, &cl->worker->bufs);
 }
 
+/* Input while the client has no server: a Terminate, or the start of a
+ * request that needs one. */
 static void idle_input(struct client *cl)
 {
 	struct buf *b = cl->conn.in;

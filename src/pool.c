@@ -283,7 +283,7 @@ static bool server_move_ok(enum server_state from, enum server_state to)
 	case SV_ACTIVE:
 		return to == SV_ACTIVE || to == SV_IDLE || to == SV_RESET;
 	case SV_CLOSED:
-		return false;
+		return to == SV_CONNECTING; /* a new server (pool_server_init), never a closed one again */
 	}
 	return false;
 }
@@ -548,13 +548,19 @@ int pool_handoffs_pending(struct pool *p, struct pool_client *pc, int delta)
 
 /* --- servers --- */
 
+void pool_server_init(struct pool_server *ps, unsigned epoch, int64_t created_at)
+{
+	*ps = (struct pool_server){.state = SV_CLOSED, .epoch = epoch, .created_at = created_at};
+	list_init(&ps->node);
+	list_init(&ps->work_node);
+}
+
 void pool_server_add(struct pool *p, struct pool_server *ps)
 {
 	pthread_mutex_lock(&p->lock);
-	PGS_ASSERT(p->n_launching > 0);
+	PGS_ASSERT(p->n_launching > 0 && !list_linked(&ps->node));
 	p->n_launching--;
-	ps->state = SV_CONNECTING;
-	clist_add_tail(&p->servers[SV_CONNECTING], &ps->node);
+	move_server(p, ps, SV_CONNECTING);
 	pthread_mutex_unlock(&p->lock);
 }
 

@@ -200,6 +200,8 @@ bool pool_leave_queue(struct pool *p, struct pool_client *pc);
 /* Add delta to a client's count of messages on their way to it; returns the new count. */
 int pool_handoffs_pending(struct pool *p, struct pool_client *pc, int delta);
 
+/* A new server's record: on no list (CLOSED) until pool_server_add. */
+void pool_server_init(struct pool_server *ps, unsigned epoch, int64_t created_at);
 /* A server launched for a counted connection (state CONNECTING). */
 void pool_server_add(struct pool *p, struct pool_server *ps);
 /* A counted connection could not even be started (out of memory). */

@@ -48,8 +48,8 @@ static void mark_forward(struct conn *c, uint32_t total)
 	pass_message(c, total, false);
 }
 
-/* Stream body bytes already announced by a header. Returns true if more
- * framing may follow in this buffer. */
+/* Stream body bytes already announced by a header, as far as this buffer
+ * holds them. */
 static void advance_body(struct conn *c)
 {
 	struct buf *b = c->in;

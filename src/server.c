@@ -166,8 +166,7 @@ void server_close(struct server *s, const char *reason)
 	}
 	if (s->ps.state == SV_TESTING)
 		stats_add(&s->pool->stats, ST_DEAD_SERVER, 1); /* failed its check, or died during it */
-	if (s->ps.state != SV_CONNECTING)
-		send_terminate(s);
+	send_terminate(s);
 	if (s->client != NULL)
 		relay_unlink(s->client, s);
 	bool launch = pool_server_closed(s->pool, &s->ps);
@@ -346,10 +345,7 @@ void server_launch(struct pool *p, struct worker *w)
 	int64_t now = clock_now_usec();
 	s->id = atomic_fetch_add(&next_server_id, 1);
 	s->pool = p;
-	s->ps.epoch = atomic_load(&p->epoch);
-	s->ps.created_at = now;
-	list_init(&s->ps.node);
-	list_init(&s->ps.work_node);
+	pool_server_init(&s->ps, atomic_load(&p->epoch), now);
 	s->worker = w;
 	s->txn_status = PQ_TXN_IDLE;
 	list_init(&s->worker_node);

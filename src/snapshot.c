@@ -150,7 +150,7 @@ static void describe_client(struct snapshot *snap, const struct client *cl, int6
 	copy_str(row->user, sizeof(row->user), cl->user);
 	copy_str(row->database, sizeof(row->database), cl->database);
 	copy_str(row->application_name, sizeof(row->application_name), client_app_name(cl));
-	row->state = client_word(cl->state);
+	row->word = client_word(cl->state);
 	row->detail = client_detail(cl->state);
 	split_addr(cl->addr, row->addr, sizeof(row->addr), &row->port);
 	local_of(cl->conn.fd, row->local_addr, sizeof(row->local_addr), &row->local_port);
@@ -178,7 +178,7 @@ static void describe_server(struct snapshot *snap, const struct server *s, int64
 	copy_str(row->database, sizeof(row->database), s->pool != NULL ? s->pool->db_name : s->dbname);
 	const char *app = params_get(&s->params, "application_name");
 	copy_str(row->application_name, sizeof(row->application_name), app);
-	row->state = server_word(s->ps.state);
+	row->word = server_word(s->ps.state);
 	row->detail = server_detail(s->ps.state);
 	copy_str(row->addr, sizeof(row->addr), s->host != NULL ? s->host : "unix");
 	row->port = s->port;

@@ -24,7 +24,7 @@ struct snap_row {
 	uint64_t id;
 	const struct pool *pool; /* NULL: not in a pool (logging in, admin console) */
 	char user[64], database[64], application_name[64];
-	const char *state;  /* PgBouncer's word: active, waiting, idle, used, new, login */
+	const char *word;   /* PgBouncer's word: active, waiting, idle, used, new, login */
 	const char *detail; /* ours: the exact state */
 	char addr[64];
 	int port;

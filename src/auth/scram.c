@@ -335,7 +335,7 @@ enum scram_server_state {
 };
 
 struct scram_server {
-	enum scram_server_state state;
+	enum scram_server_state step;
 	/* A copy, not a pointer: a config reload may free the auth_file entry
 	 * while this exchange is still waiting for the client. */
 	struct scram_secret secret;
@@ -355,7 +355,7 @@ struct scram_server *scram_server_new(const struct scram_secret *secret)
 	struct scram_server *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return NULL;
-	s->state = SCRAM_SERVER_INIT;
+	s->step = SCRAM_SERVER_INIT;
 	s->secret = *secret;
 	return s;
 }
@@ -428,12 +428,12 @@ bool scram_server_first(struct scram_server *s, const char *client_first, size_t
 	size_t cnonce_len;
 
 	*server_first = NULL;
-	if (s->state != SCRAM_SERVER_INIT) {
+	if (s->step != SCRAM_SERVER_INIT) {
 		scram_fail(err, err_size, "unexpected SCRAM client-first-message");
 		goto done;
 	}
 	/* One try: a malformed first message ends the exchange. */
-	s->state = SCRAM_SERVER_DONE;
+	s->step = SCRAM_SERVER_DONE;
 	if ((msg = scram_copy_message(client_first, n, err, err_size)) == NULL)
 		goto done;
 	if (!scram_server_parse_first(s, msg, &cnonce, &cnonce_len, err, err_size))
@@ -448,7 +448,7 @@ bool scram_server_first(struct scram_server *s, const char *client_first, size_t
 		           "could not build SCRAM server-first-message (out of memory or no randomness)");
 		goto done;
 	}
-	s->state = SCRAM_SERVER_FIRST_SENT;
+	s->step = SCRAM_SERVER_FIRST_SENT;
 	ok = true;
 done:
 	free(msg);
@@ -473,11 +473,11 @@ bool scram_server_final(struct scram_server *s, const char *client_final, size_t
 
 	*proof_ok = false;
 	*server_final = NULL;
-	if (s->state != SCRAM_SERVER_FIRST_SENT) {
+	if (s->step != SCRAM_SERVER_FIRST_SENT) {
 		scram_fail(err, err_size, "unexpected SCRAM client-final-message");
 		goto done;
 	}
-	s->state = SCRAM_SERVER_DONE;
+	s->step = SCRAM_SERVER_DONE;
 	if ((msg = scram_copy_message(client_final, n, err, err_size)) == NULL)
 		goto done;
 
@@ -573,7 +573,7 @@ enum scram_client_state {
 };
 
 struct scram_client {
-	enum scram_client_state state;
+	enum scram_client_state step;
 	char *password; /* owned; NULL when the keys were given */
 	bool have_keys;
 	uint8_t client_key[SCRAM_KEY_LEN];
@@ -590,7 +590,7 @@ struct scram_client *scram_client_new(const char *password)
 	struct scram_client *c = calloc(1, sizeof(*c));
 	if (c == NULL || (c->password = scram_printf("%s", password)) == NULL)
 		goto fail;
-	c->state = SCRAM_CLIENT_INIT;
+	c->step = SCRAM_CLIENT_INIT;
 	return c;
 fail:
 	scram_client_free(c);
@@ -603,7 +603,7 @@ struct scram_client *scram_client_new_keys(const uint8_t client_key[SCRAM_KEY_LE
 	struct scram_client *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	c->state = SCRAM_CLIENT_INIT;
+	c->step = SCRAM_CLIENT_INIT;
 	c->have_keys = true;
 	memcpy(c->client_key, client_key, SCRAM_KEY_LEN);
 	memcpy(c->server_key, server_key, SCRAM_KEY_LEN);
@@ -623,7 +623,7 @@ void scram_client_free(struct scram_client *c)
 
 char *scram_client_first(struct scram_client *c)
 {
-	if (c == NULL || c->state != SCRAM_CLIENT_INIT)
+	if (c == NULL || c->step != SCRAM_CLIENT_INIT)
 		return NULL;
 	/* libpq sends an empty n=: PostgreSQL takes the user from the startup packet. */
 	char *out = NULL;
@@ -634,7 +634,7 @@ char *scram_client_first(struct scram_client *c)
 		scram_free_string(&c->client_first_bare);
 		return NULL;
 	}
-	c->state = SCRAM_CLIENT_FIRST_SENT;
+	c->step = SCRAM_CLIENT_FIRST_SENT;
 	return out;
 }
 
@@ -655,11 +655,11 @@ bool scram_client_final(struct scram_client *c, const char *server_first, size_t
 	int iterations;
 
 	*client_final = NULL;
-	if (c->state != SCRAM_CLIENT_FIRST_SENT) {
+	if (c->step != SCRAM_CLIENT_FIRST_SENT) {
 		scram_fail(err, err_size, "unexpected SCRAM server-first-message");
 		goto done;
 	}
-	c->state = SCRAM_CLIENT_DONE;
+	c->step = SCRAM_CLIENT_DONE;
 	if ((msg = scram_copy_message(server_first, n, err, err_size)) == NULL)
 		goto done;
 
@@ -716,7 +716,7 @@ bool scram_client_final(struct scram_client *c, const char *server_first, size_t
 		scram_fail(err, err_size, "out of memory");
 		goto done;
 	}
-	c->state = SCRAM_CLIENT_FINAL_SENT;
+	c->step = SCRAM_CLIENT_FINAL_SENT;
 	ok = true;
 done:
 	free(msg);
@@ -741,11 +741,11 @@ bool scram_client_verify(struct scram_client *c, const char *server_final, size_
 	const char *val;
 	size_t len;
 
-	if (c->state != SCRAM_CLIENT_FINAL_SENT) {
+	if (c->step != SCRAM_CLIENT_FINAL_SENT) {
 		scram_fail(err, err_size, "unexpected SCRAM server-final-message");
 		goto done;
 	}
-	c->state = SCRAM_CLIENT_DONE;
+	c->step = SCRAM_CLIENT_DONE;
 	if ((msg = scram_copy_message(server_final, n, err, err_size)) == NULL)
 		goto done;
 	const char *p = msg;

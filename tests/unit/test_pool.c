@@ -49,9 +49,7 @@ static int setup(void **state)
 	for (int i = 0; i < 8; i++) {
 		list_init(&f->cl[i].node);
 		f->cl[i].worker = f->w;
-		list_init(&f->sv[i].node);
-		list_init(&f->sv[i].work_node);
-		f->sv[i].state = SV_CLOSED;
+		pool_server_init(&f->sv[i], 0, 0);
 	}
 	*state = f;
 	return 0;

@@ -165,12 +165,10 @@ void client_close(struct client *cl, const char *reason)
 	 * login) counts a hand-off under the pool lock: that count alone says
 	 * whether a message about this client is still on its way. A client
 	 * refused before it queued has none. */
-	if (cl->pool != NULL)
-		pool_client_leave(cl->pool, &cl->pc);
-	/* After that (under the pool lock) nobody can link this client any
+	/* After leaving (under the pool lock) nobody can link this client any
 	 * more. A server already on its way is released by the hand-off's
 	 * handler when it arrives, never from here while in transit. */
-	if (cl->pool != NULL && pool_handoffs_pending(cl->pool, &cl->pc, 0) > 0)
+	if (cl->pool != NULL && pool_client_leave(cl->pool, &cl->pc) > 0)
 		pending = true;
 	else if (cl->server != NULL && cl->server->client == cl)
 		server_release(cl->server, reason);

@@ -427,13 +427,15 @@ void pool_client_join(struct pool *p, struct pool_client *pc, struct worker *w)
 	pthread_mutex_unlock(&p->lock);
 }
 
-void pool_client_leave(struct pool *p, struct pool_client *pc)
+int pool_client_leave(struct pool *p, struct pool_client *pc)
 {
 	pthread_mutex_lock(&p->lock);
 	if (pc->queued)
 		dequeue(p, pc);
 	p->n_clients--;
+	int pending = pc->handoffs_pending;
 	pthread_mutex_unlock(&p->lock);
+	return pending;
 }
 
 enum pool_checkout_result pool_checkout(struct pool *p, struct pool_client *pc, int64_t now,

@@ -182,9 +182,10 @@ void pool_prewarm(const struct config *cfg, const struct userlist *users);
 /* Recompute every pool's settings from a new configuration and its auth_file. */
 void pool_reconfigure_all(const struct config *cfg, const struct userlist *users);
 
-/* A logged-in client joins its pool's count, or leaves it (after leaving the queue). */
+/* A logged-in client joins its pool's count, or leaves it (and the queue);
+ * leaving returns how many hand-offs are still on their way to it. */
 void pool_client_join(struct pool *p, struct pool_client *pc, struct worker *w);
-void pool_client_leave(struct pool *p, struct pool_client *pc);
+int pool_client_leave(struct pool *p, struct pool_client *pc);
 
 /* cl wants a server: an idle one (preferably on worker w, cl's), or a
  * place in the queue. */
